@@ -1,0 +1,47 @@
+# nimops.multinode — the two commands a fresh machine needs are `make demo` and `make test`.
+# Everything they depend on (Python venv, Go-built binaries, test images) is installed idempotently
+# into a cache keyed by pinned versions ($(NIMOPS_CACHE)), so a second run is quick.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+NIMOPS_CACHE ?= $(HOME)/.cache/nimops
+export NIMOPS_CACHE
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help setup sim-build sim-up sim-down sim-status hosts-up hosts-down sanity lint unit integration test demo
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+setup: ## Python venv with the pinned toolchain (cached by requirements hash)
+	@scripts/setup-venv.sh $(VENV)
+
+sim-build: ## build the simulated cluster's binaries (cached by version)
+	@tests/simcluster/build.sh
+
+sim-up: setup sim-build ## start the simulated GPU cluster on 127.0.0.1
+	@$(PY) tests/simcluster/simcluster.py up
+
+sim-down: ## stop the simulated cluster (by recorded PID)
+	@$(PY) tests/simcluster/simcluster.py down
+
+sim-status: ## show the simulated cluster's processes and nodes
+	@$(PY) tests/simcluster/simcluster.py status
+
+sanity: setup ## ansible-test sanity on the collection
+	@scripts/sanity.sh
+
+lint: setup ## ansible-lint, production profile
+	@ansible-lint --profile production
+
+unit: setup ## unit tests of the pure logic in plugins/module_utils
+	@$(PY) -m pytest -q tests/unit
+
+integration: setup sim-build ## integration tests on the simulated test beds
+	@$(PY) -m pytest -q tests/integration
+
+test: sanity lint unit integration ## everything CI runs
+
+demo: setup ## deploy the seed's 405B two-node example (see README)
+	@scripts/demo.sh

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Builds the simulated cluster's binaries from the Go module proxy at the pinned versions in versions.env.
+# Each binary is cached under $NIMOPS_CACHE/bin/<name>-<version>; a second run builds nothing.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=/dev/null
+. "$here/versions.env"
+cache=${NIMOPS_CACHE:-$HOME/.cache/nimops}
+bindir=$cache/bin
+work=$cache/build
+mkdir -p "$bindir" "$work"
+export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+
+have() { [ -x "$bindir/$1-$2" ]; }
+log() { printf '[build] %s\n' "$*"; }
+
+# kube-apiserver, kube-controller-manager, kube-scheduler need a wrapper module: k8s.io/kubernetes
+# requires its staging modules at v0.0.0 and resolves them with local replaces, so `go install` refuses it.
+build_kube() {
+  local v=$KUBERNETES_VERSION minor
+  if have kube-apiserver "$v" && have kube-controller-manager "$v" && have kube-scheduler "$v"; then
+    log "kubernetes $v cached"; return
+  fi
+  minor=${v#v1.}
+  local d=$work/kube-$v
+  rm -rf "$d" && mkdir -p "$d" && cd "$d"
+  go mod init simcluster.local/kube >/dev/null 2>&1
+  printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager"\n\t_ "k8s.io/kubernetes/cmd/kube-scheduler"\n)\n' > tools.go
+  local gomod
+  gomod=$(go mod download -json "k8s.io/kubernetes@$v" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+  local m
+  for m in $(sed -n 's|^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*|\1|p' "$gomod"); do
+    go mod edit -replace="$m=$m@v0.$minor"
+  done
+  go mod edit -require="k8s.io/kubernetes@$v"
+  if grep -q '^godebug' "$gomod"; then go mod edit -godebug="$(sed -n 's/^godebug //p' "$gomod")"; fi
+  go mod tidy
+  local ldf="-s -w" p
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldf="$ldf -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=${minor%%.*} -X $p.gitTreeState=clean"
+  done
+  local c
+  for c in kube-apiserver kube-controller-manager kube-scheduler; do
+    have "$c" "$v" && continue
+    log "building $c $v"
+    go build -trimpath -ldflags "$ldf" -o "$bindir/$c-$v.tmp" "k8s.io/kubernetes/cmd/$c"
+    mv "$bindir/$c-$v.tmp" "$bindir/$c-$v"
+  done
+}
+
+# etcd's server module carries replaces too; a wrapper requiring it needs none of its own.
+build_etcd() {
+  local v=$ETCD_VERSION
+  if have etcd "$v"; then log "etcd $v cached"; return; fi
+  local d=$work/etcd-$v
+  rm -rf "$d" && mkdir -p "$d" && cd "$d"
+  go mod init simcluster.local/etcd >/dev/null 2>&1
+  printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' > tools.go
+  go mod edit -require="go.etcd.io/etcd/server/v3@$v"
+  go mod tidy
+  log "building etcd $v"
+  go build -trimpath -ldflags "-s -w" -o "$bindir/etcd-$v.tmp" go.etcd.io/etcd/server/v3
+  mv "$bindir/etcd-$v.tmp" "$bindir/etcd-$v"
+}
+
+# Plain `go install` works for these (no replace directives).
+install_plain() { # name version package ldflags
+  local name=$1 v=$2 pkg=$3 ldf=$4
+  if have "$name" "$v"; then log "$name $v cached"; return; fi
+  local gobin=$work/gobin-$name-$v
+  rm -rf "$gobin" && mkdir -p "$gobin"
+  log "building $name $v"
+  GOBIN=$gobin go install -trimpath -ldflags "$ldf" "$pkg@$v"
+  mv "$gobin"/* "$bindir/$name-$v"
+  rmdir "$gobin"
+}
+
+want=${*:-all}
+for c in $want; do
+  case $c in
+    all) set -- kube etcd kwok lws helm; for x in "$@"; do "$0" "$x"; done; exit 0 ;;
+    kube) build_kube ;;
+    etcd) build_etcd ;;
+    kwok) install_plain kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok "-s -w" ;;
+    lws) install_plain lws-manager "$LWS_VERSION" sigs.k8s.io/lws/cmd "-s -w -X sigs.k8s.io/lws/pkg/version.GitVersion=$LWS_VERSION" ;;
+    helm) install_plain helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" ;;
+    *) echo "unknown component: $c" >&2; exit 2 ;;
+  esac
+done
