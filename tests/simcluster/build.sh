@@ -48,19 +48,21 @@ build_kube() {
   done
 }
 
-# etcd's server module carries replaces too; a wrapper requiring it needs none of its own.
-build_etcd() {
-  local v=$ETCD_VERSION
-  if have etcd "$v"; then log "etcd $v cached"; return; fi
-  local d=$work/etcd-$v
+# Builds a main package through a small wrapper module that requires its module at the pinned version.
+# etcd's server module carries replace directives (`go install` refuses it, the wrapper needs none of its own);
+# LWS: the proxy refuses its version list, which `go install pkg@version` asks for.
+build_wrapped() { # name version module package ldflags
+  local name=$1 v=$2 mod=$3 pkg=$4 ldf=$5
+  if have "$name" "$v"; then log "$name $v cached"; return; fi
+  local d=$work/$name-$v
   rm -rf "$d" && mkdir -p "$d" && cd "$d"
-  go mod init simcluster.local/etcd >/dev/null 2>&1
-  printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' > tools.go
-  go mod edit -require="go.etcd.io/etcd/server/v3@$v"
+  go mod init "simcluster.local/$name" >/dev/null 2>&1
+  printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$pkg" > tools.go
+  go mod edit -require="$mod@$v"
   go mod tidy
-  log "building etcd $v"
-  go build -trimpath -ldflags "-s -w" -o "$bindir/etcd-$v.tmp" go.etcd.io/etcd/server/v3
-  mv "$bindir/etcd-$v.tmp" "$bindir/etcd-$v"
+  log "building $name $v"
+  go build -trimpath -ldflags "$ldf" -o "$bindir/$name-$v.tmp" "$pkg"
+  mv "$bindir/$name-$v.tmp" "$bindir/$name-$v"
 }
 
 # Plain `go install` works for these (no replace directives).
@@ -80,9 +82,9 @@ for c in $want; do
   case $c in
     all) set -- kube etcd kwok lws helm; for x in "$@"; do "$0" "$x"; done; exit 0 ;;
     kube) build_kube ;;
-    etcd) build_etcd ;;
+    etcd) build_wrapped etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3 "-s -w" ;;
     kwok) install_plain kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok "-s -w" ;;
-    lws) install_plain lws-manager "$LWS_VERSION" sigs.k8s.io/lws/cmd "-s -w -X sigs.k8s.io/lws/pkg/version.GitVersion=$LWS_VERSION" ;;
+    lws) build_wrapped lws-manager "$LWS_VERSION" sigs.k8s.io/lws sigs.k8s.io/lws/cmd "-s -w -X sigs.k8s.io/lws/pkg/version.GitVersion=$LWS_VERSION" ;;
     helm) install_plain helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" ;;
     *) echo "unknown component: $c" >&2; exit 2 ;;
   esac
