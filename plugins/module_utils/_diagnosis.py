@@ -1,0 +1,318 @@
+# -*- coding: utf-8 -*-
+# Copyright: nimops.multinode contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE: this module_utils file is internal to nimops.multinode and may change without notice.
+"""Why a multi-node NIM release is not coming up: named causes with remediation, from plain API objects.
+
+The input is a snapshot dict (see ``empty_snapshot``); secrets appear only as names and key names.
+Each cause carries ``fatal``: True means waiting longer cannot help, so the wait stops early.
+Causes that are normal for a short while (a PVC binding, a pod being scheduled) become fatal after a grace period.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.nimops.multinode.plugins.module_utils._lws_status import (
+    LWS_NAME_LABEL,
+    WORKER_INDEX_LABEL,
+    condition,
+    condition_true,
+    lws_shape,
+    pod_summary,
+    seconds_since,
+)
+
+GRACE = {
+    "insufficient_gpu": 10,
+    "unschedulable": 30,
+    "pvc_missing": 5,
+    "pvc_unbound": 30,
+    "lws_controller_unavailable": 30,
+    "lws_not_reconciled": 20,
+    "lws_not_found": 10,
+    "lws_crd_not_established": 30,
+}
+
+IMAGE_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+AUTH_PATTERN = re.compile(r"unauthori[sz]ed|401|403|denied|authentication required|no basic auth credentials|"
+                          r"authorization failed", re.IGNORECASE)
+JSON_LOG_PATTERN = re.compile(r"json.{0,40}(format|log)|(format|log).{0,40}json", re.IGNORECASE)
+RAY_ADDRESS_PATTERN = re.compile(r"--ray_address|ray[_ ]address|LWS_LEADER_ADDRESS", re.IGNORECASE)
+RAY_JOIN_PATTERN = re.compile(r"(GCS|ray).{0,60}(connect|timed out|unreachable|refused)|6379", re.IGNORECASE)
+
+REMEDIATION = {
+    "lws_crd_missing": "Install LeaderWorkerSet first: run the nimops.multinode.lws_install role "
+                       "(or playbooks/deploy-nim.yml with nim_install_lws: true).",
+    "lws_crd_not_established": "The LeaderWorkerSet CRD is not Established: check it with "
+                               "'kubectl get crd leaderworkersets.leaderworkerset.x-k8s.io -o yaml'.",
+    "lws_controller_missing": "The LWS controller Deployment is missing: run the nimops.multinode.lws_install role.",
+    "lws_controller_unavailable": "The LWS controller is not Available: check 'kubectl -n lws-system get pods' "
+                                  "and its logs; without it no group is created or repaired.",
+    "lws_not_reconciled": "The LWS controller never reconciled this LeaderWorkerSet: it is not running, or its "
+                          "webhooks are unreachable. Check the controller pods and logs in lws-system.",
+    "lws_not_found": "The release did not create a LeaderWorkerSet: set multiNode.enabled true and check "
+                     "'helm get manifest' for the release.",
+    "leader_address_not_injected": "The LWS pod webhook did not run, so LWS_LEADER_ADDRESS is missing and workers "
+                                   "cannot find the Ray head. Check that lws-controller-manager is Available and "
+                                   "the lws-mutating-webhook-configuration reaches it, then delete the pods.",
+    "json_logging_crash": "Set model.jsonLogging: false (nim_json_logging: false): the NIM JSON log formatter does "
+                          "not exist in vLLM Ray worker processes.",
+    "ray_join_failed": "Workers cannot reach the Ray head: allow TCP to the Ray port (multiNode.ray.port, "
+                       "default 6379) between pods (NetworkPolicy), check cluster DNS for the LWS headless service.",
+    "crash_loop": "A container keeps exiting: read its termination message and 'kubectl logs --previous' of the pod.",
+    "probe_restart_during_download": "Probes kill the pod while the model downloads: raise "
+                                     "startupProbe.failureThreshold (or periodSeconds), or pre-fill the RWX model "
+                                     "cache so startup is short.",
+    "image_pull_auth": "The registry refused the credentials: recreate the image pull secret for nvcr.io with "
+                       "user '$oauthtoken' and a valid NGC API key (nimops.multinode.nim_secrets role).",
+    "image_pull_failed": "The image cannot be pulled: check image.repository/image.tag and that the node can "
+                         "reach the registry.",
+    "pull_secret_missing": "Create the image pull secret named in imagePullSecrets (nimops.multinode.nim_secrets "
+                           "role), in the release namespace.",
+    "secret_missing": "Create the referenced secret/key (nimops.multinode.nim_secrets role): NGC_API_KEY in the "
+                      "NGC secret, HF_TOKEN in the HF token secret.",
+    "insufficient_gpu": "Not enough free nvidia.com/gpu on any node for one pod: free GPUs, add nodes, or lower "
+                        "GPUs per node (with TP/PP to match). Check 'kubectl describe nodes' allocatable GPUs.",
+    "unschedulable": "The scheduler cannot place the pod: read the message (taints, node selectors, resources).",
+    "pvc_missing": "Create the model cache PVC (nimops.multinode.nim_storage role) or fix persistence.existingClaim.",
+    "pvc_unbound": "The model cache PVC is not Bound: check its storage class provisioner and "
+                   "'kubectl describe pvc'.",
+    "pvc_wrong_access_mode": "Multi-node pods share the model cache across nodes: use a ReadWriteMany PVC "
+                             "(or NFS). A ReadWriteOnce volume cannot attach to several nodes.",
+    "json_logging_enabled": "model.jsonLogging must be false for multi-node (NIM_JSONL_LOGGING=0).",
+    "not_ready": "A pod is Running but not Ready: the server is still starting or its readiness probe fails; "
+                 "check the leader's logs ('kubectl logs <leader>').",
+}
+
+
+def empty_snapshot(name, namespace, now):
+    return {"name": name, "namespace": namespace, "now": now, "crd": None, "controller": None, "lws": None,
+            "pods": [], "pvcs": [], "events": [], "secrets": None, "services": []}
+
+
+def _cause(code, summary, objects, fatal, detail=None):
+    return {"code": code, "summary": summary, "detail": detail, "objects": objects, "fatal": bool(fatal),
+            "remediation": REMEDIATION[code]}
+
+
+def _grace_over(code, waited):
+    return waited is not None and waited >= GRACE[code]
+
+
+def _env_names(pod):
+    names = set()
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        for env in c.get("env") or []:
+            names.add(env.get("name"))
+    return names
+
+
+def _env_value(pod, key):
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        for env in c.get("env") or []:
+            if env.get("name") == key and "value" in env:
+                return env["value"]
+    return None
+
+
+def _pod_events(events, pod_name):
+    return [e for e in events if (e.get("involvedObject") or {}).get("name") == pod_name]
+
+
+def _probe_killed(events, pod_name):
+    for e in _pod_events(events, pod_name):
+        msg = e.get("message") or ""
+        if e.get("reason") == "Killing" and re.search(r"failed (liveness|startup) probe", msg):
+            return msg
+        if e.get("reason") == "Unhealthy" and re.search(r"(Liveness|Startup) probe failed", msg):
+            return msg
+    return None
+
+
+def _crash_code(message):
+    if message and JSON_LOG_PATTERN.search(message):
+        return "json_logging_crash"
+    if message and RAY_ADDRESS_PATTERN.search(message):
+        return "leader_address_not_injected"
+    if message and RAY_JOIN_PATTERN.search(message):
+        return "ray_join_failed"
+    return "crash_loop"
+
+
+def control_plane_causes(snap, waited):
+    crd, ctrl, lws = snap["crd"], snap["controller"], snap["lws"]
+    if crd is None:
+        return [_cause("lws_crd_missing", "LeaderWorkerSet CRD leaderworkersets.leaderworkerset.x-k8s.io is "
+                       "not installed", ["crd/leaderworkersets.leaderworkerset.x-k8s.io"], True)]
+    causes = []
+    if not condition_true(crd, "Established"):
+        causes.append(_cause("lws_crd_not_established", "LeaderWorkerSet CRD is not Established",
+                             ["crd/leaderworkersets.leaderworkerset.x-k8s.io"],
+                             _grace_over("lws_crd_not_established", waited)))
+    if ctrl is None:
+        causes.append(_cause("lws_controller_missing", "LWS controller Deployment lws-controller-manager not found",
+                             ["deployment/lws-controller-manager"], True))
+    elif not condition_true(ctrl, "Available"):
+        causes.append(_cause("lws_controller_unavailable", "LWS controller Deployment %s is not Available "
+                             "(%s/%s replicas available)" % (ctrl["metadata"]["name"],
+                                                             (ctrl.get("status") or {}).get("availableReplicas", 0),
+                                                             (ctrl.get("spec") or {}).get("replicas", 1)),
+                             ["deployment/" + ctrl["metadata"]["name"]],
+                             _grace_over("lws_controller_unavailable", waited)))
+    if lws is None:
+        causes.append(_cause("lws_not_found", "LeaderWorkerSet %s/%s not found" % (snap["namespace"], snap["name"]),
+                             ["leaderworkerset/" + snap["name"]], _grace_over("lws_not_found", waited)))
+    elif not snap["pods"] and not (lws.get("status") or {}).get("conditions"):
+        age = seconds_since(lws["metadata"].get("creationTimestamp"), snap["now"])
+        causes.append(_cause("lws_not_reconciled", "LeaderWorkerSet %s has no status and no pods after %ds: the LWS "
+                             "controller has not reconciled it" % (snap["name"], int(age or 0)),
+                             ["leaderworkerset/" + snap["name"]],
+                             age is not None and age >= GRACE["lws_not_reconciled"]))
+    return causes
+
+
+def _pvc_causes(snap, pod, summary, multi_node):
+    causes = []
+    pvcs = {p["metadata"]["name"]: p for p in snap["pvcs"]}
+    for vol in (pod.get("spec") or {}).get("volumes") or []:
+        claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
+        if not claim:
+            continue
+        pvc = pvcs.get(claim)
+        if pvc is None:
+            age = seconds_since(pod["metadata"].get("creationTimestamp"), snap["now"])
+            causes.append(_cause("pvc_missing", "the pods mount PVC %s, which does not exist" % claim,
+                                 ["pvc/" + claim],
+                                 age is not None and age >= GRACE["pvc_missing"]))
+            continue
+        modes = (pvc.get("spec") or {}).get("accessModes") or []
+        if multi_node and "ReadWriteMany" not in modes:
+            causes.append(_cause("pvc_wrong_access_mode", "multi-node pods share PVC %s, which is %s, not "
+                                 "ReadWriteMany" % (claim, "/".join(modes) or "without access modes"),
+                                 ["pvc/" + claim], True))
+        phase = (pvc.get("status") or {}).get("phase")
+        if phase != "Bound":
+            age = seconds_since(pvc["metadata"].get("creationTimestamp"), snap["now"])
+            causes.append(_cause("pvc_unbound", "PVC %s is %s (storage class %s) after %ds" % (
+                claim, phase or "Pending", (pvc.get("spec") or {}).get("storageClassName") or "default",
+                int(age or 0)), ["pvc/" + claim], age is not None and age >= GRACE["pvc_unbound"]))
+    return causes
+
+
+def _pull_causes(snap, pod, summary):
+    causes = []
+    reason = summary["waiting_reason"]
+    secrets = snap["secrets"]
+    pull_names = [s.get("name") for s in (pod.get("spec") or {}).get("imagePullSecrets") or []]
+    if secrets is not None:
+        for name in pull_names:
+            if name not in secrets:
+                causes.append(_cause("pull_secret_missing", "image pull secret %s named by the pods does not exist" %
+                                     name, ["secret/" + name], True))
+    if reason in IMAGE_PULL_REASONS:
+        message = summary["waiting_message"] or ""
+        code = "image_pull_auth" if AUTH_PATTERN.search(message) else "image_pull_failed"
+        causes.append(_cause(code, "pod %s cannot pull its image (%s)" % (summary["name"], reason),
+                             ["pod/" + summary["name"]], True, detail=message or None))
+    if reason == "CreateContainerConfigError":
+        causes.append(_cause("secret_missing", "pod %s cannot start: %s" % (summary["name"],
+                                                                           summary["waiting_message"] or reason),
+                             ["pod/" + summary["name"]], True, detail=summary["waiting_message"]))
+    return causes
+
+
+def _schedule_causes(snap, pod, summary):
+    cond = condition(pod, "PodScheduled")
+    if not cond or cond.get("status") != "False" or cond.get("reason") != "Unschedulable":
+        return []
+    message = cond.get("message") or ""
+    since = seconds_since(cond.get("lastTransitionTime"), snap["now"])
+    if "nvidia.com/gpu" in message:
+        return [_cause("insufficient_gpu", "pod %s is Pending: no node has enough free nvidia.com/gpu" %
+                       summary["name"], ["pod/" + summary["name"]],
+                       since is not None and since >= GRACE["insufficient_gpu"], detail=message)]
+    if "PersistentVolumeClaim" in message:
+        return []  # reported by the PVC checks with the claim's name
+    return [_cause("unschedulable", "pod %s is Pending: %s" % (summary["name"], message),
+                   ["pod/" + summary["name"]], since is not None and since >= GRACE["unschedulable"], detail=message)]
+
+
+def _crash_causes(snap, pod, summary):
+    last = summary["last_terminated"] or summary["terminated"] or {}
+    crashed = summary["waiting_reason"] == "CrashLoopBackOff" or (
+        last and int(last.get("exitCode") or 0) != 0 and (summary["restarts"] >= 1 or summary["phase"] == "Failed"))
+    if not crashed:
+        return []
+    killed_by_probe = _probe_killed(snap["events"], summary["name"])
+    message = (last.get("message") or "").strip()
+    if killed_by_probe:
+        return [_cause("probe_restart_during_download", "pod %s was restarted %d time(s) by a failing probe" %
+                       (summary["name"], summary["restarts"]), ["pod/" + summary["name"]], True,
+                       detail=killed_by_probe)]
+    code = _crash_code(message)
+    text = "%s pod %s is crash-looping (restarts %d, exit code %s%s)" % (
+        summary["role"], summary["name"], summary["restarts"], last.get("exitCode", "?"),
+        ", reason " + last["reason"] if last.get("reason") else "")
+    if message:
+        text += ": " + message.splitlines()[-1][:300]
+    return [_cause(code, text, ["pod/" + summary["name"]], True, detail=message or None)]
+
+
+def pod_causes(snap):
+    causes = []
+    _replicas, size = lws_shape(snap["lws"])
+    multi_node = size > 1
+    for pod in snap["pods"]:
+        summary = pod_summary(pod)
+        if summary["deleting"]:
+            continue
+        labels = pod["metadata"].get("labels") or {}
+        if WORKER_INDEX_LABEL not in labels or "LWS_LEADER_ADDRESS" not in _env_names(pod):
+            causes.append(_cause("leader_address_not_injected", "pod %s has no LWS_LEADER_ADDRESS (LWS pod webhook "
+                                 "did not mutate it)" % summary["name"], ["pod/" + summary["name"]], True))
+        causes.extend(_crash_causes(snap, pod, summary))
+        causes.extend(_pull_causes(snap, pod, summary))
+        causes.extend(_schedule_causes(snap, pod, summary))
+        causes.extend(_pvc_causes(snap, pod, summary, multi_node))
+    return _dedupe(causes)
+
+
+def _dedupe(causes):
+    seen, out = set(), []
+    for c in causes:
+        key = (c["code"], c["summary"])
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+def find_causes(snap, waited):
+    """All causes, the fatal ones first (in the order a human would fix them)."""
+    causes = control_plane_causes(snap, waited)
+    if snap["crd"] is not None and snap["lws"] is not None:
+        causes.extend(pod_causes(snap))
+    return sorted(causes, key=lambda c: not c["fatal"])
+
+
+def warnings(snap):
+    """Findings that are not yet failures but will be (diagnose reports them)."""
+    found = []
+    _replicas, size = lws_shape(snap["lws"])
+    for pod in snap["pods"]:
+        if size > 1 and _env_value(pod, "NIM_JSONL_LOGGING") in ("1", "true", "True"):
+            found.append(_cause("json_logging_enabled", "pod %s runs multi-node with NIM_JSONL_LOGGING=%s" %
+                                (pod["metadata"]["name"], _env_value(pod, "NIM_JSONL_LOGGING")),
+                                ["pod/" + pod["metadata"]["name"]], False))
+        summary = pod_summary(pod)
+        if summary["phase"] == "Running" and not summary["ready"] and not summary["deleting"]:
+            events = [e.get("message") for e in _pod_events(snap["events"], summary["name"])
+                      if e.get("reason") == "Unhealthy"]
+            found.append(_cause("not_ready", "pod %s is Running but not Ready" % summary["name"],
+                                ["pod/" + summary["name"]], False, detail=events[-1] if events else None))
+    return found
+
+
+def lws_pods_selector(name):
+    return "%s=%s" % (LWS_NAME_LABEL, name)

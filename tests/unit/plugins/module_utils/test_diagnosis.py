@@ -1,0 +1,187 @@
+# -*- coding: utf-8 -*-
+# Copyright: nimops.multinode contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.nimops.multinode.plugins.module_utils import _diagnosis as dg
+from ansible_collections.nimops.multinode.tests.unit.plugins.module_utils import k8s_objects as o
+
+
+def snapshot(pods=None, lws="default", pvcs="default", events=(), secrets="default", crd="default",
+             controller="default"):
+    snap = dg.empty_snapshot("nim-llm", "nim", o.NOW)
+    snap.update({
+        "crd": o.crd() if crd == "default" else crd,
+        "controller": o.controller() if controller == "default" else controller,
+        "lws": o.lws(size=2, ready_replicas=0) if lws == "default" else lws,
+        "pods": o.group_pods(size=2) if pods is None else pods,
+        "pvcs": [o.pvc()] if pvcs == "default" else pvcs,
+        "events": list(events),
+        "secrets": {"ngc-api": ["NGC_API_KEY"], "nvcr-imagepull": [".dockerconfigjson"]}
+        if secrets == "default" else secrets,
+    })
+    return snap
+
+
+def codes(causes, fatal_only=True):
+    return [(c["code"], c["fatal"]) for c in causes if c["fatal"] or not fatal_only]
+
+
+def test_healthy_release_has_no_cause():
+    assert dg.find_causes(snapshot(lws=o.lws(size=2)), waited=100) == []
+
+
+@pytest.mark.parametrize("message,code", [
+    ("ValueError: Unable to configure formatter 'json': No module named 'nim_llm_sdk.logging.json_formatter'",
+     "json_logging_crash"),
+    ("error: Missing argument --ray_address", "leader_address_not_injected"),
+    ("ConnectionError: Failed to connect to GCS at address nim-llm-0.nim-llm.nim:6379 within 60 seconds",
+     "ray_join_failed"),
+    ("Segmentation fault", "crash_loop"),
+    ("", "crash_loop"),
+])
+def test_crash_looping_worker_is_named_with_its_message(message, code):
+    pods = o.group_pods(size=2)
+    pods[1] = o.crash(pods[1], restarts=2, message=message)
+    causes = dg.find_causes(snapshot(pods=pods), waited=5)
+    assert causes[0]["code"] == code
+    assert causes[0]["fatal"] is True
+    assert causes[0]["objects"] == ["pod/nim-llm-0-1"]
+    assert causes[0]["summary"].startswith("worker pod nim-llm-0-1 is crash-looping (restarts 2, exit code 1")
+    if message:
+        assert causes[0]["summary"].endswith(message)
+        assert causes[0]["detail"] == message
+
+
+def test_first_crash_is_fatal_before_backoff():
+    # One restart with a non-zero exit is enough: the wait must stop within seconds of the first crash.
+    pods = o.group_pods(size=2)
+    pods[1] = o.crash(pods[1], restarts=1, message="fatal: bad config", waiting=None)
+    assert codes(dg.find_causes(snapshot(pods=pods), waited=1)) == [("crash_loop", True)]
+
+
+def test_clean_exit_restart_is_not_a_crash():
+    pods = o.group_pods(size=2)
+    pods[1] = o.crash(pods[1], restarts=1, exit_code=0, waiting=None)
+    assert dg.find_causes(snapshot(pods=pods), waited=1) == []
+
+
+def test_probe_kill_during_download_is_named():
+    pods = o.group_pods(size=2)
+    pods[0] = o.crash(pods[0], restarts=1, exit_code=137, waiting=None)
+    events = [o.event("nim-llm-0", "Unhealthy", "Startup probe failed: HTTP probe failed with statuscode: 503"),
+              o.event("nim-llm-0", "Killing", "Container nim-llm failed startup probe, will be restarted")]
+    causes = dg.find_causes(snapshot(pods=pods, events=events), waited=1)
+    assert codes(causes) == [("probe_restart_during_download", True)]
+    assert "startupProbe.failureThreshold" in causes[0]["remediation"]
+
+
+@pytest.mark.parametrize("message,code", [
+    ('failed to pull and unpack image "nvcr.io/nim/meta/llama-3.1-405b-instruct:1.0": 401 Unauthorized',
+     "image_pull_auth"),
+    ('pull access denied for nvcr.io/nim/x, repository does not exist or may require authorization',
+     "image_pull_auth"),
+    ('failed to resolve reference "nvcr.io/nim/meta/llama:nope": not found', "image_pull_failed"),
+])
+def test_image_pull_failures(message, code):
+    pods = o.group_pods(size=2)
+    pods[1] = o.waiting(pods[1], "ErrImagePull", message)
+    causes = dg.find_causes(snapshot(pods=pods), waited=1)
+    assert codes(causes) == [(code, True)]
+    assert causes[0]["detail"] == message
+
+
+def test_missing_pull_secret():
+    causes = dg.find_causes(snapshot(secrets={"ngc-api": ["NGC_API_KEY"]}), waited=1)
+    assert codes(causes) == [("pull_secret_missing", True)]
+    assert causes[0]["summary"] == "image pull secret nvcr-imagepull named by the pods does not exist"
+
+
+def test_missing_secret_key_blocks_container_start():
+    pods = o.group_pods(size=2)
+    pods[0] = o.waiting(pods[0], "CreateContainerConfigError", 'secret "ngc-api" not found')
+    causes = dg.find_causes(snapshot(pods=pods), waited=1)
+    assert codes(causes) == [("secret_missing", True)]
+    assert causes[0]["summary"] == 'pod nim-llm-0 cannot start: secret "ngc-api" not found'
+
+
+@pytest.mark.parametrize("since,fatal", [(3, False), (10, True), (60, True)])
+def test_pending_for_gpus_after_grace(since, fatal):
+    msg = "0/4 nodes are available: 4 Insufficient nvidia.com/gpu. preemption: 0/4 nodes are available: " \
+          "4 No preemption victims found for incoming pod."
+    pods = o.group_pods(size=2)
+    pods[1] = o.unschedulable(pods[1], msg, since=since)
+    causes = dg.find_causes(snapshot(pods=pods), waited=since)
+    assert codes(causes, fatal_only=False) == [("insufficient_gpu", fatal)]
+    assert causes[0]["detail"] == msg
+
+
+def test_unbound_pvc_is_reported_by_claim_not_by_scheduler():
+    pods = [o.unschedulable(p, "0/4 nodes are available: pod has unbound immediate PersistentVolumeClaims.")
+            for p in o.group_pods(size=2)]
+    causes = dg.find_causes(snapshot(pods=pods, pvcs=[o.pvc(phase="Pending", age=45)]), waited=45)
+    assert codes(causes) == [("pvc_unbound", True)]
+    assert causes[0]["summary"] == "PVC nim-model-cache is Pending (storage class kwok-volume) after 45s"
+
+
+def test_young_unbound_pvc_is_not_fatal_yet():
+    causes = dg.find_causes(snapshot(pvcs=[o.pvc(phase="Pending", age=5)]), waited=5)
+    assert codes(causes, fatal_only=False) == [("pvc_unbound", False)]
+
+
+def test_rwo_pvc_for_multi_node_is_refused():
+    causes = dg.find_causes(snapshot(pvcs=[o.pvc(modes=("ReadWriteOnce",))]), waited=1)
+    assert codes(causes) == [("pvc_wrong_access_mode", True)]
+    assert causes[0]["summary"] == "multi-node pods share PVC nim-model-cache, which is ReadWriteOnce, " \
+                                   "not ReadWriteMany"
+
+
+def test_missing_pvc():
+    causes = dg.find_causes(snapshot(pvcs=[]), waited=40)
+    assert codes(causes) == [("pvc_missing", True)]
+
+
+def test_leader_address_not_injected_when_webhook_skipped():
+    pods = [o.pod("nim-llm-0", webhook=False), o.pod("nim-llm-0-1", worker=1, env=False)]
+    causes = dg.find_causes(snapshot(pods=pods), waited=1)
+    assert codes(causes) == [("leader_address_not_injected", True), ("leader_address_not_injected", True)]
+
+
+@pytest.mark.parametrize("crd,controller,lws,pods,waited,expected", [
+    (None, "default", "default", None, 0, [("lws_crd_missing", True)]),
+    ("default", None, "default", None, 0, [("lws_controller_missing", True)]),
+    ("default", o.controller(available=False), "default", None, 5, [("lws_controller_unavailable", False)]),
+    ("default", o.controller(available=False), "default", None, 40, [("lws_controller_unavailable", True)]),
+    ("default", "default", None, [], 3, [("lws_not_found", False)]),
+    ("default", "default", None, [], 12, [("lws_not_found", True)]),
+    ("default", "default", o.lws(conditions=False, age=5), [], 5, [("lws_not_reconciled", False)]),
+    ("default", "default", o.lws(conditions=False, age=25), [], 25, [("lws_not_reconciled", True)]),
+])
+def test_control_plane_causes(crd, controller, lws, pods, waited, expected):
+    causes = dg.find_causes(snapshot(crd=crd, controller=controller, lws=lws, pods=pods), waited=waited)
+    assert codes(causes, fatal_only=False) == expected
+
+
+def test_fatal_causes_sort_first():
+    pods = o.group_pods(size=2)
+    pods[1] = o.crash(pods[1], restarts=1, message="x")
+    causes = dg.find_causes(snapshot(pods=pods, pvcs=[o.pvc(phase="Pending", age=1)]), waited=1)
+    assert codes(causes, fatal_only=False) == [("crash_loop", True), ("pvc_unbound", False)]
+
+
+def test_warnings_json_logging_and_not_ready():
+    pods = o.group_pods(size=2, json_logging="1")
+    pods[0]["status"]["conditions"][1]["status"] = "False"
+    events = [o.event("nim-llm-0", "Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 503")]
+    found = dg.warnings(snapshot(pods=pods, events=events))
+    assert [(f["code"], f["objects"]) for f in found] == [
+        ("json_logging_enabled", ["pod/nim-llm-0"]), ("not_ready", ["pod/nim-llm-0"]),
+        ("json_logging_enabled", ["pod/nim-llm-0-1"])]
+    assert found[1]["detail"] == "Readiness probe failed: HTTP probe failed with statuscode: 503"
+
+
+def test_every_cause_has_a_remediation():
+    assert all(dg.REMEDIATION[code] for code in list(dg.GRACE) + ["crash_loop", "image_pull_auth"])
