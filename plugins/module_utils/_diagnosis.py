@@ -81,6 +81,8 @@ REMEDIATION = {
     "pvc_wrong_access_mode": "Multi-node pods share the model cache across nodes: use a ReadWriteMany PVC "
                              "(or NFS). A ReadWriteOnce volume cannot attach to several nodes.",
     "json_logging_enabled": "model.jsonLogging must be false for multi-node (NIM_JSONL_LOGGING=0).",
+    "network_policy_blocks_ray": "A NetworkPolicy selects the NIM pods but allows no ingress on the Ray port: "
+                                 "add a rule allowing that port between the release's pods.",
     "not_ready": "A pod is Running but not Ready: the server is still starting or its readiness probe fails; "
                  "check the leader's logs ('kubectl logs <leader>').",
 }
@@ -114,6 +116,16 @@ def _env_value(pod, key):
             if env.get("name") == key and "value" in env:
                 return env["value"]
     return None
+
+
+def _secret_refs(pod):
+    refs = []
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        for env in c.get("env") or []:
+            ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+            if ref and not ref.get("optional"):
+                refs.append((ref.get("name"), ref.get("key")))
+    return refs
 
 
 def _pod_events(events, pod_name):
@@ -215,6 +227,12 @@ def _pull_causes(snap, pod, summary):
         code = "image_pull_auth" if AUTH_PATTERN.search(message) else "image_pull_failed"
         causes.append(_cause(code, "pod %s cannot pull its image (%s)" % (summary["name"], reason),
                              ["pod/" + summary["name"]], True, detail=message or None))
+    if secrets is not None:
+        for ref in _secret_refs(pod):
+            if ref[0] not in secrets or ref[1] not in secrets[ref[0]]:
+                what = "secret %s" % ref[0] if ref[0] not in secrets else "key %s in secret %s" % (ref[1], ref[0])
+                causes.append(_cause("secret_missing", "%s, referenced by the pods' environment, does not exist" %
+                                     what, ["secret/" + ref[0]], True))
     if reason == "CreateContainerConfigError":
         causes.append(_cause("secret_missing", "pod %s cannot start: %s" % (summary["name"],
                                                                            summary["waiting_message"] or reason),
@@ -311,6 +329,37 @@ def warnings(snap):
                       if e.get("reason") == "Unhealthy"]
             found.append(_cause("not_ready", "pod %s is Running but not Ready" % summary["name"],
                                 ["pod/" + summary["name"]], False, detail=events[-1] if events else None))
+    return found
+
+
+def _selects(selector, labels):
+    match = (selector or {}).get("matchLabels") or {}
+    if (selector or {}).get("matchExpressions"):
+        return True  # be conservative: report it, the remediation says what to check
+    return all(labels.get(k) == v for k, v in match.items())
+
+
+def _allows_port(policy, port):
+    for rule in (policy.get("spec") or {}).get("ingress") or []:
+        ports = rule.get("ports") or []
+        if not ports or any(p.get("port") in (None, port, str(port)) for p in ports):
+            return True
+    return False
+
+
+def network_policy_findings(policies, pods, ray_port=6379):
+    found = []
+    for pol in policies:
+        spec = pol.get("spec") or {}
+        types = spec.get("policyTypes") or ["Ingress"]
+        if "Ingress" not in types:
+            continue
+        hit = [p["metadata"]["name"] for p in pods
+               if _selects(spec.get("podSelector"), p["metadata"].get("labels") or {})]
+        if hit and not _allows_port(pol, ray_port):
+            found.append(_cause("network_policy_blocks_ray", "NetworkPolicy %s selects %s but allows no ingress on "
+                                "Ray port %d" % (pol["metadata"]["name"], ", ".join(hit), ray_port),
+                                ["networkpolicy/" + pol["metadata"]["name"]], False))
     return found
 
 

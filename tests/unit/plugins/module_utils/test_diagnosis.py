@@ -185,3 +185,31 @@ def test_warnings_json_logging_and_not_ready():
 
 def test_every_cause_has_a_remediation():
     assert all(dg.REMEDIATION[code] for code in list(dg.GRACE) + ["crash_loop", "image_pull_auth"])
+
+
+@pytest.mark.parametrize("secrets,summary", [
+    ({"nvcr-imagepull": [".dockerconfigjson"]}, "secret ngc-api, referenced by the pods' environment, does not exist"),
+    ({"ngc-api": ["OTHER"], "nvcr-imagepull": [".dockerconfigjson"]},
+     "key NGC_API_KEY in secret ngc-api, referenced by the pods' environment, does not exist"),
+])
+def test_env_secret_refs_checked(secrets, summary):
+    causes = dg.find_causes(snapshot(secrets=secrets), waited=1)
+    assert codes(causes) == [("secret_missing", True)]
+    assert causes[0]["summary"] == summary
+
+
+def policy(name, selector, ingress):
+    return {"metadata": {"name": name}, "spec": {"podSelector": selector, "policyTypes": ["Ingress"],
+                                                 "ingress": ingress}}
+
+
+@pytest.mark.parametrize("pol,expected", [
+    (policy("deny-all", {}, []), ["network_policy_blocks_ray"]),
+    (policy("http-only", {}, [{"ports": [{"port": 8000}]}]), ["network_policy_blocks_ray"]),
+    (policy("ray-ok", {}, [{"ports": [{"port": 8000}, {"port": 6379}]}]), []),
+    (policy("all-ports", {}, [{"from": [{"podSelector": {}}]}]), []),
+    (policy("other-app", {"matchLabels": {"app": "db"}}, []), []),
+])
+def test_network_policy_findings(pol, expected):
+    found = dg.network_policy_findings([pol], o.group_pods(size=2), 6379)
+    assert [f["code"] for f in found] == expected

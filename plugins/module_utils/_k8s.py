@@ -1,0 +1,132 @@
+# -*- coding: utf-8 -*-
+# Copyright: nimops.multinode contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE: this module_utils file is internal to nimops.multinode and may change without notice.
+"""The one place the collection's own modules talk to the Kubernetes API.
+
+Authentication and client construction are kubernetes.core's (same options, same K8S_AUTH_* environment);
+this file only reads the objects diagnosis needs and applies Secrets. API errors become ``K8sError``.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.nimops.multinode.plugins.module_utils._diagnosis import empty_snapshot
+from ansible_collections.nimops.multinode.plugins.module_utils._errors import NimOpsError
+from ansible_collections.nimops.multinode.plugins.module_utils._lws_status import LWS_NAME_LABEL
+from ansible_collections.nimops.multinode.plugins.module_utils._secrets import key_names
+
+try:
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+    from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
+    HAS_K8S = True
+    K8S_IMPORT_ERROR = None
+except ImportError as exc:  # reported by the module through missing_required_lib
+    HAS_K8S = False
+    K8S_IMPORT_ERROR = exc
+
+LWS_CRD = "leaderworkersets.leaderworkerset.x-k8s.io"
+LWS_API = "leaderworkerset.x-k8s.io/v1"
+CONTROLLER = "lws-controller-manager"
+
+
+class K8sError(NimOpsError):
+    """The API refused or failed a request."""
+
+
+def auth_argspec():
+    return copy.deepcopy(AUTH_ARG_SPEC)
+
+
+def connect(params):
+    auth = dict((k, params.get(k)) for k in AUTH_ARG_SPEC if params.get(k) is not None)
+    try:
+        return get_api_client(**auth)
+    except Exception as exc:  # kubernetes.core raises CoreException; config errors vary by client version
+        raise K8sError("k8s_connect", "cannot build a Kubernetes API client: %s" % exc,
+                       "every step of this collection talks to the cluster",
+                       "set kubeconfig/context (or K8S_AUTH_KUBECONFIG) to a reachable cluster")
+
+
+def _api_error(exc, what):
+    status = getattr(exc, "status", "?")
+    reason = getattr(exc, "summary", lambda: str(exc))()
+    return K8sError("k8s_api", "%s failed (HTTP %s): %s" % (what, status, reason),
+                    "the API server refused or did not answer", "check access rights and the API server")
+
+
+def get(client, api_version, kind, name, namespace=None):
+    """One object as a dict, or None when it (or its API) does not exist."""
+    try:
+        resource = client.resource(kind, api_version)
+        return client.get(resource, name=name, namespace=namespace).to_dict()
+    except (NotFoundError, ResourceNotFoundError):
+        return None
+    except DynamicApiError as exc:
+        raise _api_error(exc, "get %s %s" % (kind, name))
+
+
+def list_items(client, api_version, kind, namespace=None, label_selector=None):
+    try:
+        resource = client.resource(kind, api_version)
+        found = client.get(resource, namespace=namespace, label_selector=label_selector)
+    except (NotFoundError, ResourceNotFoundError):
+        return []
+    except DynamicApiError as exc:
+        raise _api_error(exc, "list %s" % kind)
+    return [item for item in found.to_dict().get("items") or []]
+
+
+def secret_names(client, namespace):
+    """name -> key names of every Secret in the namespace; values are dropped as soon as they arrive."""
+    return dict((s["metadata"]["name"], key_names(s)) for s in list_items(client, "v1", "Secret", namespace))
+
+
+def snapshot(client, name, namespace, controller_namespace="lws-system", with_secrets=True):
+    """Everything readiness and diagnosis look at, read once."""
+    snap = empty_snapshot(name, namespace, datetime.datetime.now(datetime.timezone.utc))
+    snap["crd"] = get(client, "apiextensions.k8s.io/v1", "CustomResourceDefinition", LWS_CRD)
+    snap["controller"] = get(client, "apps/v1", "Deployment", CONTROLLER, controller_namespace)
+    if snap["crd"] is None:
+        return snap
+    snap["lws"] = get(client, LWS_API, "LeaderWorkerSet", name, namespace)
+    snap["pods"] = list_items(client, "v1", "Pod", namespace, "%s=%s" % (LWS_NAME_LABEL, name))
+    snap["pvcs"] = list_items(client, "v1", "PersistentVolumeClaim", namespace)
+    pod_names = set(p["metadata"]["name"] for p in snap["pods"])
+    snap["events"] = [e for e in list_items(client, "v1", "Event", namespace)
+                      if (e.get("involvedObject") or {}).get("name") in pod_names]
+    snap["services"] = list_items(client, "v1", "Service", namespace)
+    if with_secrets:
+        snap["secrets"] = secret_names(client, namespace)
+    return snap
+
+
+def apply_secret(client, body, replace_type):
+    """Create or update a Secret; a type change needs delete + create (the type is immutable)."""
+    resource = client.resource("Secret", "v1")
+    meta = body["metadata"]
+    try:
+        if replace_type:
+            client.delete(resource, name=meta["name"], namespace=meta["namespace"])
+        current = get(client, "v1", "Secret", meta["name"], meta["namespace"])
+        if current is None:
+            client.create(resource, body, namespace=meta["namespace"])
+        else:
+            update = copy.deepcopy(body)
+            update["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            update["metadata"]["labels"] = dict(current["metadata"].get("labels") or {}, **meta["labels"])
+            client.replace(resource, update, name=meta["name"], namespace=meta["namespace"])
+    except DynamicApiError as exc:
+        raise _api_error(exc, "write Secret %s/%s" % (meta["namespace"], meta["name"]))
+
+
+def delete_secret(client, name, namespace):
+    try:
+        client.delete(client.resource("Secret", "v1"), name=name, namespace=namespace)
+    except NotFoundError:
+        return
+    except DynamicApiError as exc:
+        raise _api_error(exc, "delete Secret %s/%s" % (namespace, name))

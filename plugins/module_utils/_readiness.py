@@ -1,0 +1,56 @@
+# -*- coding: utf-8 -*-
+# Copyright: nimops.multinode contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE: this module_utils file is internal to nimops.multinode and may change without notice.
+"""One poll of the LWS-aware wait (``evaluate``) and the decision the waiting loop takes on it (``decide``)."""
+
+from __future__ import annotations
+
+from ansible_collections.nimops.multinode.plugins.module_utils import _diagnosis, _lws_status
+
+
+def evaluate(snap, elapsed, release):
+    result = {"ready": False, "groups": [], "progress": "", "causes": [], "warnings": [], "endpoint": None,
+              "elapsed": elapsed}
+    lws = snap["lws"]
+    if lws is not None:
+        groups = _lws_status.group_readiness(lws, snap["pods"])
+        result["groups"] = groups
+        result["progress"] = _lws_status.progress_line(lws, groups)
+        result["ready"] = _lws_status.lws_ready(lws, groups)
+        leader = next((p for p in snap["pods"] if p["metadata"]["name"] == "%s-0" % snap["name"]), None)
+        if leader is not None:
+            result["endpoint"] = _lws_status.pick_endpoint(snap["services"], leader["metadata"].get("labels") or {},
+                                                           release)
+    else:
+        result["progress"] = "%s: LeaderWorkerSet not found in %s" % (snap["name"], snap["namespace"])
+    if not result["ready"]:
+        result["causes"] = _diagnosis.find_causes(snap, elapsed)
+        if lws is not None:
+            result["warnings"] = _diagnosis.warnings(snap)
+    return result
+
+
+def format_cause(cause):
+    text = "[%s] %s" % (cause["code"], cause["summary"])
+    if cause.get("detail") and cause["detail"] not in cause["summary"]:
+        text += " (%s)" % cause["detail"].strip().splitlines()[-1][:300]
+    return text + ". Fix: " + cause["remediation"]
+
+
+def decide(result, elapsed, timeout):
+    """('ready'|'failed'|'wait', message) for one poll result."""
+    if result["ready"]:
+        endpoint = result.get("endpoint") or {}
+        return "ready", "%s; endpoint %s" % (result["progress"], endpoint.get("url", "not found"))
+    fatal = [c for c in result["causes"] if c["fatal"]]
+    if fatal:
+        return "failed", "%s cannot become ready after %ds: %s%s" % (
+            result["progress"].split(":")[0], elapsed, format_cause(fatal[0]),
+            "" if len(fatal) == 1 else " (and %d more cause(s): %s)" % (
+                len(fatal) - 1, ", ".join(sorted(set(c["code"] for c in fatal[1:])))))
+    if elapsed >= timeout:
+        pending = [format_cause(c) for c in result["causes"] + result.get("warnings", [])]
+        return "failed", "timed out after %ds: %s%s" % (
+            elapsed, result["progress"], ("; possible causes: " + "; ".join(pending)) if pending else "")
+    return "wait", result["progress"]

@@ -1,0 +1,141 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: nimops.multinode contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: lws_wait
+short_description: Wait until every group of a LeaderWorkerSet is ready, or fail early with the named cause
+version_added: 0.1.0
+description:
+  - C(helm --wait) does not see the pods a LeaderWorkerSet creates. This waits on the LeaderWorkerSet itself:
+    condition C(Available), C(readyReplicas), and the leader and every worker pod of every group Ready.
+  - Prints progress while waiting (what is ready, what is not, why).
+  - Stops early, well before O(timeout), when a group cannot come up, naming the cause and the fix -
+    crash-looping pod (with its termination message; JSON logging, missing Ray address, Ray join failures
+    recognised), image pull failure or bad pull secret, Pending for lack of C(nvidia.com/gpu), PVC missing,
+    unbound or not ReadWriteMany, LWS CRD or controller missing, controller not reconciling,
+    C(LWS_LEADER_ADDRESS) not injected, probes restarting pods during the model download.
+  - Returns the service endpoint of the release.
+  - The waiting loop runs in the action plugin of the same name; each poll runs this module once.
+author:
+  - nimops maintainers
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    support: full
+    description: Only reads.
+  diff_mode:
+    support: none
+    description: Changes nothing.
+  action:
+    support: full
+    description: The action plugin loops and prints progress.
+options:
+  name:
+    description: LeaderWorkerSet name (the nim-llm chart names it after the release).
+    type: str
+    required: true
+  namespace:
+    description: Namespace of the LeaderWorkerSet.
+    type: str
+    required: true
+  release:
+    description: Helm release name, to pick the release's Service for the endpoint. Defaults to O(name).
+    type: str
+  controller_namespace:
+    description: Namespace of the LWS controller Deployment C(lws-controller-manager).
+    type: str
+    default: lws-system
+  timeout:
+    description: Seconds to wait before failing with what is still not ready.
+    type: int
+    default: 1800
+  poll_interval:
+    description: Seconds between polls.
+    type: int
+    default: 2
+  elapsed:
+    description: Seconds already waited; set by the action plugin so grace periods count from the start.
+    type: int
+    default: 0
+"""
+
+EXAMPLES = r"""
+- name: Wait for every group of the release
+  nimops.multinode.lws_wait:
+    name: nim-llm
+    namespace: nim
+    timeout: 2400
+  register: nim_ready
+
+- name: Show the endpoint
+  ansible.builtin.debug:
+    msg: "{{ nim_ready.endpoint.url }}"
+"""
+
+RETURN = r"""
+ready:
+  description: True when every leader and worker pod of every group is Ready and the LWS is Available.
+  returned: always
+  type: bool
+groups:
+  description: Per group, the leader and worker pods with their state.
+  returned: always
+  type: list
+  elements: dict
+progress:
+  description: One line saying what is ready and what is waited on.
+  returned: always
+  type: str
+  sample: "nim-llm: 0/1 groups ready, 1/2 pods ready; group 0 waiting on: nim-llm-0-1 Pending (ContainerCreating)"
+causes:
+  description: Named causes (code, summary, detail, objects, fatal, remediation) found in this poll.
+  returned: always
+  type: list
+  elements: dict
+endpoint:
+  description: Service, namespace, port and in-cluster URL of the OpenAI-compatible API.
+  returned: when found
+  type: dict
+  sample: {service: nim-llm, namespace: nim, port: 8000, url: "http://nim-llm.nim.svc.cluster.local:8000"}
+elapsed:
+  description: Seconds waited (from the action plugin).
+  returned: always
+  type: int
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.nimops.multinode.plugins.module_utils import _k8s
+from ansible_collections.nimops.multinode.plugins.module_utils._errors import NimOpsError
+from ansible_collections.nimops.multinode.plugins.module_utils._readiness import evaluate
+
+
+def main():
+    argument_spec = _k8s.auth_argspec()
+    argument_spec.update(
+        name=dict(type="str", required=True),
+        namespace=dict(type="str", required=True),
+        release=dict(type="str"),
+        controller_namespace=dict(type="str", default="lws-system"),
+        timeout=dict(type="int", default=1800),
+        poll_interval=dict(type="int", default=2),
+        elapsed=dict(type="int", default=0),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not _k8s.HAS_K8S:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(_k8s.K8S_IMPORT_ERROR))
+    p = module.params
+    try:
+        snap = _k8s.snapshot(_k8s.connect(p), p["name"], p["namespace"], p["controller_namespace"])
+    except NimOpsError as exc:
+        module.fail_json(**exc.to_result())
+    module.exit_json(changed=False, **evaluate(snap, p["elapsed"], p["release"] or p["name"]))
+
+
+if __name__ == "__main__":
+    main()

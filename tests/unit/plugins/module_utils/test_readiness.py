@@ -1,0 +1,56 @@
+# -*- coding: utf-8 -*-
+# Copyright: nimops.multinode contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+from ansible_collections.nimops.multinode.plugins.module_utils import _diagnosis as dg
+from ansible_collections.nimops.multinode.plugins.module_utils import _readiness as rd
+from ansible_collections.nimops.multinode.tests.unit.plugins.module_utils import k8s_objects as o
+
+
+def snap(lws, pods, **kw):
+    s = dg.empty_snapshot("nim-llm", "nim", o.NOW)
+    s.update(crd=o.crd(), controller=o.controller(), lws=lws, pods=pods, pvcs=[o.pvc()],
+             secrets={"ngc-api": ["NGC_API_KEY"], "nvcr-imagepull": [".dockerconfigjson"]},
+             services=[o.service("nim-llm", {"leaderworkerset.sigs.k8s.io/name": "nim-llm",
+                                             "leaderworkerset.sigs.k8s.io/worker-index": "0"})], **kw)
+    return s
+
+
+def test_ready_with_endpoint():
+    result = rd.evaluate(snap(o.lws(size=2), o.group_pods(size=2)), 30, "nim-llm")
+    assert rd.decide(result, 30, 600) == (
+        "ready", "nim-llm: 1/1 groups ready, 2/2 pods ready; endpoint http://nim-llm.nim.svc.cluster.local:8000")
+    assert result["causes"] == []
+
+
+def test_crash_fails_early_with_message():
+    pods = o.group_pods(size=2)
+    pods[1] = o.crash(pods[1], restarts=1, message="Unable to configure formatter 'json'")
+    result = rd.evaluate(snap(o.lws(size=2, ready_replicas=0), pods), 12, "nim-llm")
+    verdict, msg = rd.decide(result, 12, 1800)
+    assert verdict == "failed"
+    assert msg.startswith("nim-llm cannot become ready after 12s: [json_logging_crash] worker pod nim-llm-0-1 is "
+                          "crash-looping (restarts 1, exit code 1, reason Error): Unable to configure formatter "
+                          "'json'. Fix: Set model.jsonLogging: false")
+
+
+def test_waiting_then_timeout_names_what_is_missing():
+    pods = o.group_pods(size=2)
+    pods[0]["status"]["conditions"][1]["status"] = "False"
+    result = rd.evaluate(snap(o.lws(size=2, ready_replicas=0), pods), 20, "nim-llm")
+    assert rd.decide(result, 20, 600) == (
+        "wait", "nim-llm: 0/1 groups ready, 1/2 pods ready; group 0 waiting on: nim-llm-0 Running (not ready)")
+    verdict, msg = rd.decide(result, 600, 600)
+    assert verdict == "failed"
+    assert msg.startswith("timed out after 600s: nim-llm: 0/1 groups ready, 1/2 pods ready; group 0 waiting on: "
+                          "nim-llm-0 Running (not ready); possible causes: [not_ready] pod nim-llm-0 is Running "
+                          "but not Ready.")
+
+
+def test_lws_missing_progress():
+    result = rd.evaluate(snap(None, []), 1, "nim-llm")
+    assert result["progress"] == "nim-llm: LeaderWorkerSet not found in nim"
+    assert rd.decide(result, 1, 600)[0] == "wait"
+    assert rd.decide(rd.evaluate(snap(None, []), 11, "nim-llm"), 11, 600)[0] == "failed"
