@@ -1,0 +1,60 @@
+# -*- coding: utf-8 -*-
+# Copyright: nimops.multinode contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE: this module_utils file is internal to nimops.multinode and may change without notice.
+"""Typed errors shared by the collection's pure logic, and the one place they become fail_json.
+
+Every refusal carries a short rule id (stable, for callers and tests to match on) and says
+what is wrong, why it matters, and how to fix it. Messages never contain secret values.
+"""
+
+from __future__ import annotations
+
+
+class NimOpsError(Exception):
+    """A refusal: what is wrong, why it matters, how to fix it."""
+
+    def __init__(self, rule, what, why, fix, **details):
+        self.rule = rule
+        self.what = what
+        self.why = why
+        self.fix = fix
+        self.details = details
+        super().__init__(self.message)
+
+    @property
+    def message(self):
+        return "[{0}] {1}. Why: {2}. Fix: {3}.".format(
+            self.rule, self.what.rstrip("."), self.why.rstrip("."), self.fix.rstrip(".")
+        )
+
+    def to_result(self):
+        """Keyword arguments for fail_json: the message plus its parts, so callers can match on `rule`."""
+        result = {"msg": self.message, "rule": self.rule, "what": self.what, "why": self.why, "fix": self.fix}
+        if self.details:
+            result["details"] = self.details
+        return result
+
+
+class InputError(NimOpsError):
+    """Options that are missing, malformed or contradict each other."""
+
+
+class ValuesRuleError(NimOpsError):
+    """Helm values that break a multi-node rule of the nim-llm chart."""
+
+
+class PlanError(NimOpsError):
+    """A topology that cannot fit or cannot work."""
+
+
+def run_pure(module, compute):
+    """Run ``compute(params)`` for a module that changes nothing; exit with its result or fail once.
+
+    ``compute`` returns the result dict; typed refusals become ``fail_json`` here and nowhere else.
+    """
+    try:
+        result = compute(module.params)
+    except NimOpsError as exc:
+        module.fail_json(**exc.to_result())
+    module.exit_json(changed=False, **result)
