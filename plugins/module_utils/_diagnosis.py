@@ -34,6 +34,8 @@ GRACE = {
     "lws_crd_not_established": 30,
 }
 
+CRASH_CODES = ("crash_loop", "json_logging_crash", "leader_address_not_injected", "ray_join_failed",
+               "probe_restart_during_download")
 IMAGE_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 AUTH_PATTERN = re.compile(r"unauthori[sz]ed|401|403|denied|authentication required|no basic auth credentials|"
                           r"authorization failed", re.IGNORECASE)
@@ -90,7 +92,7 @@ REMEDIATION = {
 
 def empty_snapshot(name, namespace, now):
     return {"name": name, "namespace": namespace, "now": now, "crd": None, "controller": None, "lws": None,
-            "pods": [], "pvcs": [], "events": [], "secrets": None, "services": []}
+            "pods": [], "pvcs": [], "events": [], "secrets": None, "services": [], "observed_pods": []}
 
 
 def _cause(code, summary, objects, fatal, detail=None):
@@ -277,13 +279,33 @@ def _crash_causes(snap, pod, summary):
     return [_cause(code, text, ["pod/" + summary["name"]], True, detail=message or None)]
 
 
-def pod_causes(snap):
+def _recreate_causes(snap, waited):
+    """LWS deletes a group as soon as one of its pods restarts; its event outlives the crashed pod."""
+    causes = []
+    for e in snap["events"]:
+        if e.get("reason") != "RecreateGroup" or (e.get("involvedObject") or {}).get("kind") != "LeaderWorkerSet":
+            continue
+        when = e.get("lastTimestamp") or e.get("eventTime") or (e.get("metadata") or {}).get("creationTimestamp")
+        age = seconds_since(when, snap["now"])
+        if waited is not None and age is not None and age > waited + 5:
+            continue  # from before this wait
+        causes.append(_cause("crash_loop", "LWS recreated a group after a pod restart (%s, %d time(s))" % (
+            e.get("message") or e.get("note") or "", int(e.get("count") or 1)),
+            ["leaderworkerset/" + snap["name"]], True))
+    return causes
+
+
+def pod_causes(snap, waited=None):
     causes = []
     _replicas, size = lws_shape(snap["lws"])
     multi_node = size > 1
+    for pod in snap.get("observed_pods") or []:
+        # versions seen while watching, crashed and possibly gone by now
+        causes.extend(_crash_causes(snap, pod, pod_summary(pod)))
     for pod in snap["pods"]:
         summary = pod_summary(pod)
         if summary["deleting"]:
+            causes.extend(_crash_causes(snap, pod, summary))
             continue
         labels = pod["metadata"].get("labels") or {}
         if WORKER_INDEX_LABEL not in labels or "LWS_LEADER_ADDRESS" not in _env_names(pod):
@@ -293,13 +315,16 @@ def pod_causes(snap):
         causes.extend(_pull_causes(snap, pod, summary))
         causes.extend(_schedule_causes(snap, pod, summary))
         causes.extend(_pvc_causes(snap, pod, summary, multi_node))
+    if not any(c["fatal"] and c["code"] != "crash_loop" for c in causes) and \
+            not any(c["objects"][0].startswith("pod/") and c["code"] in CRASH_CODES for c in causes):
+        causes.extend(_recreate_causes(snap, waited))
     return _dedupe(causes)
 
 
 def _dedupe(causes):
     seen, out = set(), []
     for c in causes:
-        key = (c["code"], c["summary"])
+        key = (c["code"], tuple(c["objects"]))
         if key not in seen:
             seen.add(key)
             out.append(c)
@@ -310,7 +335,7 @@ def find_causes(snap, waited):
     """All causes, the fatal ones first (in the order a human would fix them)."""
     causes = control_plane_causes(snap, waited)
     if snap["crd"] is not None and snap["lws"] is not None:
-        causes.extend(pod_causes(snap))
+        causes.extend(pod_causes(snap, waited))
     return sorted(causes, key=lambda c: not c["fatal"])
 
 

@@ -85,9 +85,32 @@ def secret_names(client, namespace):
     return dict((s["metadata"]["name"], key_names(s)) for s in list_items(client, "v1", "Secret", namespace))
 
 
-def snapshot(client, name, namespace, controller_namespace="lws-system", with_secrets=True):
-    """Everything readiness and diagnosis look at, read once."""
+def watch_pods(client, namespace, label_selector, seconds):
+    """Every version of the pods seen during ``seconds`` (bounded by the server-side watch timeout).
+
+    A crashed LWS pod is deleted within a second (RecreateGroupOnPodRestart); watching between polls is what
+    catches its termination message.
+    """
+    seen = []
+    try:
+        resource = client.resource("Pod", "v1")
+        for event in client.client.watch(resource, namespace=namespace, label_selector=label_selector,
+                                         timeout=max(1, int(seconds))):
+            raw = event.get("raw_object")
+            if isinstance(raw, dict) and raw.get("kind") != "Status":
+                seen.append(raw)
+    except DynamicApiError as exc:
+        raise _api_error(exc, "watch pods")
+    return seen
+
+
+def snapshot(client, name, namespace, controller_namespace="lws-system", with_secrets=True, watch_seconds=0):
+    """Everything readiness and diagnosis look at, read once (after watching pods for ``watch_seconds``)."""
+    observed = []
+    if watch_seconds > 0 and get(client, "apiextensions.k8s.io/v1", "CustomResourceDefinition", LWS_CRD):
+        observed = watch_pods(client, namespace, "%s=%s" % (LWS_NAME_LABEL, name), watch_seconds)
     snap = empty_snapshot(name, namespace, datetime.datetime.now(datetime.timezone.utc))
+    snap["observed_pods"] = observed
     snap["crd"] = get(client, "apiextensions.k8s.io/v1", "CustomResourceDefinition", LWS_CRD)
     snap["controller"] = get(client, "apps/v1", "Deployment", CONTROLLER, controller_namespace)
     if snap["crd"] is None:
@@ -96,6 +119,7 @@ def snapshot(client, name, namespace, controller_namespace="lws-system", with_se
     snap["pods"] = list_items(client, "v1", "Pod", namespace, "%s=%s" % (LWS_NAME_LABEL, name))
     snap["pvcs"] = list_items(client, "v1", "PersistentVolumeClaim", namespace)
     pod_names = set(p["metadata"]["name"] for p in snap["pods"])
+    pod_names.add(name)  # LWS records group recreation on itself
     snap["events"] = [e for e in list_items(client, "v1", "Event", namespace)
                       if (e.get("involvedObject") or {}).get("name") in pod_names]
     snap["services"] = list_items(client, "v1", "Service", namespace)

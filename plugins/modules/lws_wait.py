@@ -55,7 +55,7 @@ options:
     type: int
     default: 1800
   poll_interval:
-    description: Seconds between polls.
+    description: Seconds between polls; pods are watched in between, so a pod that crashes and is deleted at once is still seen.
     type: int
     default: 2
   elapsed:
@@ -131,7 +131,8 @@ def main():
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(_k8s.K8S_IMPORT_ERROR))
     p = module.params
     try:
-        snap = _k8s.snapshot(_k8s.connect(p), p["name"], p["namespace"], p["controller_namespace"])
+        snap = _k8s.snapshot(_k8s.connect(p), p["name"], p["namespace"], p["controller_namespace"],
+                             watch_seconds=p["poll_interval"])
     except NimOpsError as exc:
         module.fail_json(**exc.to_result())
     module.exit_json(changed=False, **evaluate(snap, p["elapsed"], p["release"] or p["name"]))

@@ -213,3 +213,38 @@ def policy(name, selector, ingress):
 def test_network_policy_findings(pol, expected):
     found = dg.network_policy_findings([pol], o.group_pods(size=2), 6379)
     assert [f["code"] for f in found] == expected
+
+
+def test_crash_seen_while_watching_is_reported_after_the_pod_is_gone():
+    crashed = o.crash(o.pod("nim-llm-0-1", worker=1), restarts=1, message="boom", waiting=None)
+    snap = snapshot(pods=[o.pod("nim-llm-0"), o.pod("nim-llm-0-1", worker=1, ready=False)])
+    snap["observed_pods"] = [o.pod("nim-llm-0-1", worker=1), crashed]
+    causes = dg.find_causes(snap, waited=4)
+    assert codes(causes) == [("crash_loop", True)]
+    assert causes[0]["summary"] == "worker pod nim-llm-0-1 is crash-looping (restarts 1, exit code 1, " \
+                                   "reason Error): boom"
+
+
+def test_crash_of_a_terminating_pod_counts():
+    p = o.crash(o.pod("nim-llm-0-1", worker=1), restarts=1, message="boom", waiting=None)
+    p["metadata"]["deletionTimestamp"] = o.ts(0)
+    causes = dg.find_causes(snapshot(pods=[o.pod("nim-llm-0"), p]), waited=4)
+    assert codes(causes) == [("crash_loop", True)]
+
+
+def recreate_event(age):
+    return {"involvedObject": {"kind": "LeaderWorkerSet", "name": "nim-llm"}, "reason": "RecreateGroup",
+            "message": "Worker pod nim-llm-0-1 failed, deleted leader pod nim-llm-0 to recreate group 0",
+            "lastTimestamp": o.ts(age), "count": 2}
+
+
+@pytest.mark.parametrize("age,waited,expected", [
+    (3, 10, [("crash_loop", True)]),
+    (300, 10, []),  # an event from an earlier rollout is not this wait's cause
+])
+def test_group_recreation_event_is_crash_evidence(age, waited, expected):
+    causes = dg.find_causes(snapshot(events=[recreate_event(age)]), waited=waited)
+    assert codes(causes) == expected
+    if expected:
+        assert causes[0]["summary"] == "LWS recreated a group after a pod restart (Worker pod nim-llm-0-1 failed, " \
+                                       "deleted leader pod nim-llm-0 to recreate group 0, 2 time(s))"

@@ -1,0 +1,73 @@
+# -*- coding: utf-8 -*-
+# Copyright: nimops.multinode contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# PRIVATE: this module_utils file is internal to nimops.multinode and may change without notice.
+"""Pinned chart versions from an authenticated Helm repository (NGC), fetched in-process.
+
+helm's own repository commands take the password as an argument, which would put the NGC key in the process
+list; fetching the pinned .tgz here keeps it in memory, and helm then installs the local file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+
+from ansible_collections.nimops.multinode.plugins.module_utils._errors import InputError
+
+NGC_REPO = "https://helm.ngc.nvidia.com/nim"
+
+
+def chart_entry(index, name, version, repo_url):
+    """The index entry of name@version, or a refusal listing the versions the repository has."""
+    entries = (index or {}).get("entries") or {}
+    versions = entries.get(name) or []
+    for entry in versions:
+        if str(entry.get("version")) == str(version):
+            return entry
+    if not versions:
+        raise InputError("chart_not_found", "chart %s is not in the repository %s" % (name, repo_url),
+                         "the release needs that chart", "check the chart name and repository URL")
+    known = ", ".join(sorted(str(e.get("version")) for e in versions)[-10:])
+    raise InputError("chart_version_not_found", "chart %s has no version %s in %s (has: %s)" % (
+        name, version, repo_url, known), "the chart version is pinned so every run installs the same chart",
+        "set the chart version to one the repository serves")
+
+
+def chart_url(entry, repo_url):
+    urls = entry.get("urls") or []
+    if not urls:
+        raise InputError("chart_no_url", "the index entry of %s %s has no download URL" % (
+            entry.get("name"), entry.get("version")), "helm indexes list where each chart is",
+            "fix the repository index")
+    url = urls[0]
+    if "://" in url:
+        return url
+    return posixpath.join(repo_url.rstrip("/") + "/", url)
+
+
+def cached_path(dest_dir, name, version):
+    return os.path.join(dest_dir, "%s-%s.tgz" % (name, version))
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def needs_download(path, expected_digest):
+    """True when the cached file is missing or does not match the index digest."""
+    if not os.path.exists(path):
+        return True
+    return bool(expected_digest) and sha256_file(path) != expected_digest
+
+
+def verify(data, expected_digest, name, version):
+    if expected_digest and hashlib.sha256(data).hexdigest() != expected_digest:
+        raise InputError("chart_digest_mismatch", "downloaded %s-%s does not match the index digest" % (
+            name, version), "a corrupt or substituted chart must not be installed",
+            "retry; if it persists, check the repository or mirror")

@@ -1,0 +1,158 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: nimops.multinode contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: nim_chart
+short_description: Fetch a pinned chart version from an authenticated Helm repository (NGC by default)
+version_added: 0.1.0
+description:
+  - Reads the repository's C(index.yaml) with basic auth (NGC - user C($oauthtoken), password the NGC API key),
+    finds the pinned version, downloads the C(.tgz) into a local cache and checks its digest.
+  - The password stays in memory; it never appears in a command line, a file or the result.
+    Install the returned RV(path) with M(kubernetes.core.helm).
+  - A cached file whose digest matches the index is not downloaded again.
+author:
+  - nimops maintainers
+attributes:
+  check_mode:
+    support: full
+    description: >-
+      Downloads in check mode too: the file goes only to the local chart cache, and helm needs it to tell
+      what would change.
+  diff_mode:
+    support: none
+    description: A cache file; nothing to compare.
+options:
+  repo_url:
+    description: Helm repository URL (the folder that holds C(index.yaml)).
+    type: str
+    default: https://helm.ngc.nvidia.com/nim
+  name:
+    description: Chart name.
+    type: str
+    default: nim-llm
+  version:
+    description: Chart version, pinned.
+    type: str
+    required: true
+  username:
+    description: Repository user.
+    type: str
+    default: $oauthtoken
+  password:
+    description: Repository password (the NGC API key for NGC). Omit for a repository without auth.
+    type: str
+  dest:
+    description: Cache folder for charts.
+    type: path
+    default: ~/.cache/nimops/charts
+  validate_certs:
+    description: Verify the repository's TLS certificate.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds for each HTTP request.
+    type: int
+    default: 60
+"""
+
+EXAMPLES = r"""
+- name: Fetch nim-llm from NGC
+  nimops.multinode.nim_chart:
+    version: "2.0.1"
+    password: "{{ lookup('ansible.builtin.env', 'NGC_API_KEY') }}"
+  register: chart
+"""
+
+RETURN = r"""
+path:
+  description: Local path of the chart archive.
+  returned: success
+  type: str
+  sample: /root/.cache/nimops/charts/nim-llm-2.0.1.tgz
+digest:
+  description: SHA-256 of the archive as the index lists it (empty when the index has none).
+  returned: success
+  type: str
+url:
+  description: Where the archive was downloaded from.
+  returned: success
+  type: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.urls import open_url
+
+from ansible_collections.nimops.multinode.plugins.module_utils import _chart
+from ansible_collections.nimops.multinode.plugins.module_utils._errors import InputError, NimOpsError
+
+try:
+    import yaml
+    HAS_YAML = True
+except ImportError:
+    HAS_YAML = False
+
+
+def _get(module, url):
+    p = module.params
+    try:
+        resp = open_url(url, url_username=p["username"] if p["password"] else None, url_password=p["password"],
+                        force_basic_auth=bool(p["password"]), validate_certs=p["validate_certs"],
+                        timeout=p["timeout"])
+        return resp.read()
+    except Exception as exc:  # urllib raises several types; the message names the URL and HTTP status
+        code = getattr(exc, "code", None)
+        why = "the repository refused the credentials" if code in (401, 403) else "the repository is unreachable"
+        fix = "check the NGC API key (user $oauthtoken)" if code in (401, 403) else "check the URL and network"
+        raise InputError("chart_fetch", "GET %s failed: %s" % (url, code or type(exc).__name__), why, fix)
+
+
+def run(module):
+    p = module.params
+    index = yaml.safe_load(_get(module, p["repo_url"].rstrip("/") + "/index.yaml"))
+    entry = _chart.chart_entry(index, p["name"], p["version"], p["repo_url"])
+    url = _chart.chart_url(entry, p["repo_url"])
+    digest = entry.get("digest") or ""
+    path = _chart.cached_path(p["dest"], p["name"], p["version"])
+    if not _chart.needs_download(path, digest):
+        return dict(changed=False, path=path, digest=digest, url=url)
+    data = _get(module, url)
+    _chart.verify(data, digest, p["name"], p["version"])
+    os.makedirs(p["dest"], exist_ok=True)
+    tmp = path + ".part"
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+    return dict(changed=True, path=path, digest=digest, url=url)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            repo_url=dict(type="str", default=_chart.NGC_REPO),
+            name=dict(type="str", default="nim-llm"),
+            version=dict(type="str", required=True),
+            username=dict(type="str", default="$oauthtoken"),
+            password=dict(type="str", no_log=True),
+            dest=dict(type="path", default="~/.cache/nimops/charts"),
+            validate_certs=dict(type="bool", default=True),
+            timeout=dict(type="int", default=60),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_YAML:
+        module.fail_json(msg=missing_required_lib("PyYAML"))
+    try:
+        module.exit_json(**run(module))
+    except NimOpsError as exc:
+        module.fail_json(**exc.to_result())
+
+
+if __name__ == "__main__":
+    main()
