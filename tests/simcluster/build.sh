@@ -77,6 +77,19 @@ install_plain() { # name version package ldflags
   rmdir "$gobin"
 }
 
+# helm's Makefile stamps the Kubernetes version it assumes for `helm template`/lint (client-go v0.X -> 1.X);
+# without it `helm template` assumes v1.20 and charts with a kubeVersion constraint refuse to render.
+helm_ldflags() {
+  local gomod cg major minor ldf="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" p
+  gomod=$(go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+  cg=$(sed -n 's|^\s*k8s.io/client-go v\([0-9]*\)\.\([0-9]*\)\..*|\1 \2|p' "$gomod" | head -1)
+  major=$(( ${cg% *} + 1 )); minor=${cg#* }
+  for p in pkg/lint/rules pkg/chartutil; do
+    ldf="$ldf -X helm.sh/helm/v3/$p.k8sVersionMajor=$major -X helm.sh/helm/v3/$p.k8sVersionMinor=$minor"
+  done
+  printf '%s' "$ldf"
+}
+
 want=${*:-all}
 for c in $want; do
   case $c in
@@ -85,7 +98,7 @@ for c in $want; do
     etcd) build_wrapped etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3 "-s -w" ;;
     kwok) install_plain kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok "-s -w" ;;
     lws) build_wrapped lws-manager "$LWS_VERSION" sigs.k8s.io/lws sigs.k8s.io/lws/cmd "-s -w -X sigs.k8s.io/lws/pkg/version.GitVersion=$LWS_VERSION" ;;
-    helm) install_plain helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" ;;
+    helm) install_plain helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "$(helm_ldflags)" ;;
     *) echo "unknown component: $c" >&2; exit 2 ;;
   esac
 done

@@ -1,0 +1,157 @@
+"""Shared fixtures of the integration tests.
+
+`sim_cluster` (session scope) brings up the simulated GPU Kubernetes cluster of tests/simcluster once per test
+session, reusing one that is already running, and stops it at the end only if this session started it
+(set NIMOPS_SIM_KEEP=1 to leave it running). Other test beds add their own fixtures beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SIMCLUSTER = REPO / "tests" / "simcluster" / "simcluster.py"
+FAULT_LABEL = "sim.nimops.test/fault"
+FAULTS = ("crashloop", "imagepull", "neverready")
+
+
+def run_simcluster(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the sim's CLI with this interpreter; output is captured so a failure can show it."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, str(SIMCLUSTER), *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout)
+
+
+def sim_status(env: dict | None = None) -> dict:
+    r = run_simcluster("status", "--json", env=env, timeout=60)
+    return json.loads(r.stdout)
+
+
+@dataclass
+class SimCluster:
+    """Handle on a running sim cluster: paths, credentials and helpers for the tests."""
+
+    info: dict
+    env: dict = field(default_factory=dict)
+
+    @property
+    def kubeconfig(self) -> str:
+        return self.info["kubeconfig"]
+
+    @property
+    def helm(self) -> str:
+        return self.info["helm"]
+
+    @property
+    def kubectl_bin(self) -> str:
+        return self.info["kubectl"]
+
+    @property
+    def repo_url(self) -> str:
+        return self.info["helm_repo"]["url"]
+
+    @property
+    def repo_credentials(self) -> tuple[str, str]:
+        creds = json.loads(Path(self.info["helm_repo"]["credentials_file"]).read_text())
+        return creds["username"], creds["password"]
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.info["state_dir"])
+
+    def refresh(self) -> dict:
+        self.info = sim_status(self.env)
+        return self.info
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
+                timeout: float = 120) -> subprocess.CompletedProcess:
+        r = subprocess.run([self.kubectl_bin, f"--kubeconfig={self.kubeconfig}", *args], input=input,
+                           capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({r.returncode}): {r.stderr}")
+        return r
+
+    def kubectl_json(self, *args: str) -> dict:
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+    def helm_env(self, home: Path) -> dict:
+        """Environment for helm with its own config/cache/data under `home` and the sim's kubeconfig."""
+        return dict(os.environ, KUBECONFIG=self.kubeconfig, HELM_CONFIG_HOME=str(home / "config"),
+                    HELM_CACHE_HOME=str(home / "cache"), HELM_DATA_HOME=str(home / "data"))
+
+    def namespace(self, prefix: str = "t") -> str:
+        """Create a fresh namespace (the caller deletes it, or it goes with the sim's data at `down`)."""
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        self.kubectl("create", "namespace", name)
+        return name
+
+    # ---- faults (see tests/simcluster/README.md)
+
+    def set_fault(self, namespace: str, pod: str, kind: str, message: str | None = None,
+                  exit_code: int | None = None) -> None:
+        if kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; one of {FAULTS}")
+        if message is not None:
+            self.kubectl("-n", namespace, "annotate", "--overwrite", "pod", pod,
+                         f"sim.nimops.test/fault-message={message}")
+        if exit_code is not None:
+            self.kubectl("-n", namespace, "annotate", "--overwrite", "pod", pod,
+                         f"sim.nimops.test/fault-exit-code={exit_code}")
+        self.kubectl("-n", namespace, "label", "--overwrite", "pod", pod, f"{FAULT_LABEL}={kind}")
+
+    def clear_fault(self, namespace: str, pod: str) -> None:
+        self.kubectl("-n", namespace, "label", "pod", pod, f"{FAULT_LABEL}-")
+
+    # ---- the local LWS manager
+
+    def stop_lws_manager(self) -> None:
+        r = run_simcluster("lws-manager", "stop", env=self.env, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+    def start_lws_manager(self) -> None:
+        r = run_simcluster("lws-manager", "start", env=self.env, timeout=180)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+    def lws_manager_pid(self) -> int | None:
+        proc = self.refresh()["processes"]["lws-manager"]
+        return proc["pid"] if proc["alive"] else None
+
+
+def wait_until(what: str, check, timeout: float = 60, interval: float = 0.5):
+    """Poll check() until it returns a truthy value (returned) or fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture(scope="session")
+def sim_cluster() -> SimCluster:
+    info = sim_status()
+    started = False
+    if not info["running"]:
+        r = run_simcluster("up", timeout=900)
+        if r.returncode != 0:
+            pytest.fail(f"simulated cluster failed to start:\n{r.stdout}\n{r.stderr}")
+        started = True
+        info = sim_status()
+        assert info["running"], info
+    sim = SimCluster(info=info)
+    yield sim
+    if started and os.environ.get("NIMOPS_SIM_KEEP") != "1":
+        r = run_simcluster("down", timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
