@@ -10,6 +10,13 @@ what is wrong, why it matters, and how to fix it. Messages never contain secret 
 
 from __future__ import annotations
 
+import re
+
+# Shapes of credentials that must never be echoed: NGC API keys (nvapi-...), Hugging Face tokens (hf_...).
+CREDENTIAL_RE = re.compile(r"^(nvapi-|hf_)[A-Za-z0-9_-]{4,}")
+CREDENTIAL_ENV_NAMES = ("NGC_API_KEY", "NGC_CLI_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+REDACTED = "<redacted>"
+
 
 class NimOpsError(Exception):
     """A refusal: what is wrong, why it matters, how to fix it."""
@@ -48,13 +55,34 @@ class PlanError(NimOpsError):
     """A topology that cannot fit or cannot work."""
 
 
+def redact_credentials(value):
+    """Copy of value with credential-shaped strings (and values of credential env entries) replaced."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if isinstance(item, str) and (key in CREDENTIAL_ENV_NAMES
+                                          or (key == "value" and value.get("name") in CREDENTIAL_ENV_NAMES)):
+                out[key] = REDACTED
+            else:
+                out[key] = redact_credentials(item)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [redact_credentials(item) for item in value]
+    if isinstance(value, str) and CREDENTIAL_RE.match(value):
+        return REDACTED
+    return value
+
+
 def run_pure(module, compute):
     """Run ``compute(params)`` for a module that changes nothing; exit with its result or fail once.
 
     ``compute`` returns the result dict; typed refusals become ``fail_json`` here and nowhere else.
+    The echoed arguments (shown at -vvv) are redacted: a key pasted where a Secret name belongs, or one
+    in deployed values given for comparison, must not reach the output.
     """
+    invocation = {"module_args": redact_credentials(module.params)}
     try:
         result = compute(module.params)
     except NimOpsError as exc:
-        module.fail_json(**exc.to_result())
-    module.exit_json(changed=False, **result)
+        module.fail_json(invocation=invocation, **exc.to_result())
+    module.exit_json(changed=False, invocation=invocation, **result)

@@ -69,13 +69,13 @@ def _gb(value):
 def _model_spec(model, parameters_billion, precision):
     if model is not None and parameters_billion is not None:
         raise InputError(
-            "plan-input", "both model and parameters_billion are set",
+            "plan_input", "both model and parameters_billion are set",
             "the size must come from one place",
             "set model (a known name) or parameters_billion with precision, not both")
     if model is not None:
         if model not in MODELS:
             raise InputError(
-                "plan-input", "model '{0}' is not in the built-in table".format(model),
+                "plan_input", "model '{0}' is not in the built-in table".format(model),
                 "the planner only knows the sizes of the models it lists",
                 "use one of {0}, or give parameters_billion and precision".format(", ".join(sorted(MODELS))))
         spec = dict(MODELS[model])
@@ -84,16 +84,16 @@ def _model_spec(model, parameters_billion, precision):
         return spec
     if parameters_billion is None:
         raise InputError(
-            "plan-input", "neither model nor parameters_billion is set",
+            "plan_input", "neither model nor parameters_billion is set",
             "the planner needs the model size to place the weights",
             "set model (e.g. llama-3.1-405b) or parameters_billion with precision")
     if parameters_billion <= 0:
         raise InputError(
-            "plan-input", "parameters_billion is {0}".format(parameters_billion),
+            "plan_input", "parameters_billion is {0}".format(parameters_billion),
             "a model has a positive number of parameters", "give the parameter count in billions, e.g. 405")
     if precision is None:
         raise InputError(
-            "plan-input", "parameters_billion is set without precision",
+            "plan_input", "parameters_billion is set without precision",
             "bytes per parameter depend on the precision of the weights",
             "set precision to one of {0}".format(", ".join(PRECISION_BYTES)))
     return {"label": "{0:g}B-parameter model".format(parameters_billion), "parameters_billion": parameters_billion,
@@ -103,22 +103,22 @@ def _model_spec(model, parameters_billion, precision):
 def _gpu_spec(gpu_type, gpu_memory_gb):
     if gpu_type is not None and gpu_memory_gb is not None:
         raise InputError(
-            "plan-input", "both gpu_type and gpu_memory_gb are set",
+            "plan_input", "both gpu_type and gpu_memory_gb are set",
             "GPU memory must come from one place", "set gpu_type or gpu_memory_gb, not both")
     if gpu_type is not None:
         if gpu_type not in GPU_TYPES:
             raise InputError(
-                "plan-input", "gpu_type '{0}' is not in the built-in table".format(gpu_type),
+                "plan_input", "gpu_type '{0}' is not in the built-in table".format(gpu_type),
                 "the planner only knows the memory of the GPUs it lists",
                 "use one of {0}, or give gpu_memory_gb".format(", ".join(sorted(GPU_TYPES))))
         return dict(GPU_TYPES[gpu_type])
     if gpu_memory_gb is None:
         raise InputError(
-            "plan-input", "neither gpu_type nor gpu_memory_gb is set",
+            "plan_input", "neither gpu_type nor gpu_memory_gb is set",
             "the planner needs the memory of one GPU", "set gpu_type (e.g. h100-80gb) or gpu_memory_gb")
     if gpu_memory_gb <= 0:
         raise InputError(
-            "plan-input", "gpu_memory_gb is {0}".format(gpu_memory_gb),
+            "plan_input", "gpu_memory_gb is {0}".format(gpu_memory_gb),
             "a GPU has a positive amount of memory", "give the memory of one GPU in GB, e.g. 80")
     return {"label": "{0:g} GB GPU".format(gpu_memory_gb), "memory_gb": gpu_memory_gb}
 
@@ -126,34 +126,34 @@ def _gpu_spec(gpu_type, gpu_memory_gb):
 def _check_counts(gpus_per_node, nodes_available, nodes, headroom, interconnect, cross_node_parallelism):
     if gpus_per_node is None or gpus_per_node < 1:
         raise InputError(
-            "plan-input", "gpus_per_node is {0}".format(gpus_per_node),
+            "plan_input", "gpus_per_node is {0}".format(gpus_per_node),
             "every node must contribute at least one GPU", "set gpus_per_node to the GPUs in one node, e.g. 8")
     if nodes_available is None or nodes_available < 1:
         raise InputError(
-            "plan-input", "nodes_available is {0}".format(nodes_available),
+            "plan_input", "nodes_available is {0}".format(nodes_available),
             "the plan needs at least one node", "set nodes_available to the number of GPU nodes you can use")
     if nodes is not None and nodes < 1:
         raise InputError(
-            "plan-input", "nodes is {0}".format(nodes), "a deployment needs at least one node",
+            "plan_input", "nodes is {0}".format(nodes), "a deployment needs at least one node",
             "set nodes to 2 or more, or leave it unset to use the fewest nodes that fit")
     if nodes is not None and nodes > nodes_available:
         raise PlanError(
-            "not-enough-nodes", "nodes is {0} but only {1} are available".format(nodes, nodes_available),
+            "not_enough_nodes", "nodes is {0} but only {1} are available".format(nodes, nodes_available),
             "every pipeline stage needs a node of its own",
             "lower nodes to at most {0} or make {1} more node(s) available".format(nodes_available, nodes - nodes_available))
     if headroom is None or not 0 <= headroom < 1:
         raise InputError(
-            "plan-input", "headroom is {0}".format(headroom),
+            "plan_input", "headroom is {0}".format(headroom),
             "headroom is the fraction of each GPU kept free for KV cache and activations (0 to below 1)",
             "set headroom between 0 and 0.9, e.g. 0.2")
     if interconnect not in INTERCONNECTS:
         raise InputError(
-            "plan-input", "interconnect '{0}' is unknown".format(interconnect),
+            "plan_input", "interconnect '{0}' is unknown".format(interconnect),
             "the planner decides on cross-node tensor parallelism from the interconnect",
             "use one of {0}".format(", ".join(INTERCONNECTS)))
     if cross_node_parallelism not in CROSS_NODE:
         raise InputError(
-            "plan-input", "cross_node_parallelism '{0}' is unknown".format(cross_node_parallelism),
+            "plan_input", "cross_node_parallelism '{0}' is unknown".format(cross_node_parallelism),
             "nodes are joined either by pipeline stages or by one tensor-parallel group",
             "use pipeline (the standard) or tensor (needs InfiniBand or RoCE)")
 
@@ -182,7 +182,7 @@ def plan_topology(model=None, parameters_billion=None, precision=None, gpu_type=
     precision = spec["precision"]
     if precision not in PRECISION_BYTES:
         raise InputError(
-            "plan-input", "precision '{0}' is unknown".format(precision),
+            "plan_input", "precision '{0}' is unknown".format(precision),
             "bytes per parameter depend on the precision",
             "use one of {0}".format(", ".join(PRECISION_BYTES)))
     total_bytes = int(round(spec["parameters_billion"] * GB * PRECISION_BYTES[precision]))
@@ -212,11 +212,11 @@ def plan_topology(model=None, parameters_billion=None, precision=None, gpu_type=
             needed = fewest_nodes_that_fit(MAX_NODES_SEARCH)
             short = per_gpu(nodes_available) - usable_bytes
             raise PlanError(
-                "does-not-fit",
+                "does_not_fit",
                 "{0}; on all {1} node(s) x {2} GPUs each GPU would hold {3} GB, {4} GB more than fits".format(
                     fit_text, nodes_available, gpus_per_node, _gb(per_gpu(nodes_available)), _gb(short)),
                 "weights that do not fit leave no room to serve, and the server fails while loading",
-                "{0}, use GPUs with more memory, a lower precision (e.g. fp8), or a smaller headroom".format(
+                "{0}, use GPUs with more memory, a lower precision, or a smaller headroom".format(
                     "make {0} node(s) available ({1} more)".format(needed, needed - nodes_available)
                     if needed else "no node count up to {0} fits; choose a smaller model".format(MAX_NODES_SEARCH)),
                 needed_nodes=needed, short_bytes_per_gpu=int(short))
@@ -226,7 +226,7 @@ def plan_topology(model=None, parameters_billion=None, precision=None, gpu_type=
             needed = fewest_nodes_that_fit(MAX_NODES_SEARCH)
             short = per_gpu(count) - usable_bytes
             raise PlanError(
-                "does-not-fit",
+                "does_not_fit",
                 "{0}; on {1} node(s) x {2} GPUs each GPU would hold {3} GB, {4} GB more than fits".format(
                     fit_text, count, gpus_per_node, _gb(per_gpu(count)), _gb(short)),
                 "weights that do not fit leave no room to serve, and the server fails while loading",
@@ -237,22 +237,22 @@ def plan_topology(model=None, parameters_billion=None, precision=None, gpu_type=
     tp, pp = _layout(count, gpus_per_node, cross_node_parallelism)
     if tp > gpus_per_node and interconnect not in RDMA_INTERCONNECTS:
         raise PlanError(
-            "multinode-tp-interconnect",
+            "multinode_tp_interconnect",
             "cross_node_parallelism=tensor puts one tensor-parallel group of {0} GPUs across {1} nodes "
-            "on a {2} interconnect".format(tp, count, interconnect),
+            "over {2}".format(tp, count, interconnect),
             "tensor parallelism exchanges activations on every layer, which needs RDMA bandwidth and latency; "
             "over Ethernet it runs far slower or times out",
             "use cross_node_parallelism=pipeline (TP={0}, PP={1}), or declare interconnect infiniband/roce "
             "if the nodes have it".format(gpus_per_node, count))
     if spec["heads"] and spec["heads"] % tp:
         raise PlanError(
-            "tensor-heads",
+            "tensor_heads",
             "{0} has {1} attention heads, which do not split evenly over TP={2}".format(spec["label"], spec["heads"], tp),
             "each tensor-parallel rank must hold the same number of heads",
             "use a TP that divides {0} (fewer GPUs per node or cross_node_parallelism=pipeline)".format(spec["heads"]))
     if layers and pp > layers:
         raise PlanError(
-            "pipeline-layers",
+            "pipeline_layers",
             "{0} has {1} layers but PP={2}".format(spec["label"], layers, pp),
             "every pipeline stage needs at least one layer",
             "use at most {0} nodes for pipeline stages".format(layers))

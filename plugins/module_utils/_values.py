@@ -16,7 +16,9 @@ import copy
 import math
 import re
 
-from ansible_collections.nimops.multinode.plugins.module_utils._errors import InputError, ValuesRuleError
+from ansible_collections.nimops.multinode.plugins.module_utils._errors import (
+    CREDENTIAL_ENV_NAMES as _SECRET_ENV_NAMES, CREDENTIAL_RE as _SECRET_VALUE_RE, InputError, ValuesRuleError,
+    redact_credentials as redact)
 
 GPU_RESOURCE = "nvidia.com/gpu"
 RDMA_INTERCONNECTS = ("infiniband", "roce")
@@ -33,9 +35,6 @@ _QUANTITY_FACTOR = {
     None: 1, "k": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "P": 10 ** 15, "E": 10 ** 18,
     "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60,
 }
-# Shapes of credentials that must never sit in values: NGC keys (nvapi-...), HF tokens (hf_...).
-_SECRET_VALUE_RE = re.compile(r"^(nvapi-|hf_)[A-Za-z0-9_-]{4,}")
-_SECRET_ENV_NAMES = ("NGC_API_KEY", "NGC_CLI_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 _PROFILE_TP_PP_RE = re.compile(r"(?:^|[-_])tp(\d+)[-_]pp(\d+)(?:$|[-_])")
 
 # Where each rendered value comes from, for messages about extra_values that contradict it.
@@ -77,19 +76,19 @@ def _check_secret_name(option, name, required=False, why=""):
     if name is None or name == "":
         if required:
             raise InputError(
-                "secret-by-name", "{0} is not set".format(option), why,
+                "secret_by_name", "{0} is not set".format(option), why,
                 "create the Secret (roles nim_secrets) and set {0} to its name".format(option))
         return
     if _SECRET_VALUE_RE.match(str(name)):
         # Deliberately not echoed: it looks like a credential.
         raise InputError(
-            "secret-by-name", "{0} looks like a credential, not a Secret name".format(option),
+            "secret_by_name", "{0} looks like a credential, not a Secret name".format(option),
             "values reference Kubernetes Secrets by name; a key or token in values would be stored in the "
             "Helm release in plain text",
             "put the credential in a Secret and set {0} to the Secret's name (e.g. ngc-api)".format(option))
     if len(str(name)) > 253 or not _NAME_RE.match(str(name)):
         raise InputError(
-            "secret-by-name", "{0} is not a valid Kubernetes Secret name".format(option),
+            "secret_by_name", "{0} is not a valid Kubernetes Secret name".format(option),
             "a Secret name is lower-case letters, digits, '-' and '.', at most 253 characters",
             "set {0} to the name of an existing Secret, e.g. ngc-api".format(option))
 
@@ -113,25 +112,6 @@ def _find_embedded_secrets(value, path=""):
     elif isinstance(value, str) and _SECRET_VALUE_RE.match(value):
         found.append(path)
     return found
-
-
-def redact(value):
-    """Copy of value with credential-shaped strings replaced, for diffs of values deployed by others."""
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if key in _SECRET_ENV_NAMES and isinstance(item, str):
-                out[key] = "<redacted>"
-            elif key == "value" and value.get("name") in _SECRET_ENV_NAMES:
-                out[key] = "<redacted>"
-            else:
-                out[key] = redact(item)
-        return out
-    if isinstance(value, list):
-        return [redact(item) for item in value]
-    if isinstance(value, str) and _SECRET_VALUE_RE.match(value):
-        return "<redacted>"
-    return value
 
 
 def _leaves(value, path=()):
@@ -179,12 +159,12 @@ def _conflicts(extra, rendered):
 def _refuse_conflict(path, given, rendered):
     if path == "model.jsonLogging":
         raise ValuesRuleError(
-            "json-logging", "extra_values sets model.jsonLogging to {0}".format(given),
+            "json_logging", "extra_values sets model.jsonLogging to {0}".format(given),
             "the NIM JSON log formatter does not exist in vLLM's Ray worker processes, so workers fail at start",
             "remove model.jsonLogging from extra_values; multi-node needs it false")
     if path == "multiNode.enabled":
         raise ValuesRuleError(
-            "multinode-enabled", "extra_values sets multiNode.enabled to {0}".format(given),
+            "multinode_enabled", "extra_values sets multiNode.enabled to {0}".format(given),
             "without it the chart deploys independent single-node pods that never form a Ray cluster",
             "remove multiNode.enabled from extra_values")
     if path == "multiNode.workers":
@@ -194,12 +174,12 @@ def _refuse_conflict(path, given, rendered):
             "remove multiNode.workers from extra_values and set nodes instead")
     if path.startswith("resources."):
         raise ValuesRuleError(
-            "gpu-resources", "extra_values sets {0} to {1} but gpus_per_node is {2}".format(path, given, rendered),
+            "gpu_resources", "extra_values sets {0} to {1} but gpus_per_node is {2}".format(path, given, rendered),
             "every pod (leader and workers) must get all GPUs of its node, in limits and requests alike, "
             "or the tensor-parallel group cannot be placed",
             "remove {0} from extra_values and set gpus_per_node".format(path))
     raise InputError(
-        "extra-values-conflict",
+        "extra_values_conflict",
         "extra_values sets {0} to {1!r}, which contradicts the rendered {2!r}".format(path, given, rendered),
         "the high-level option is the one source of truth for this value",
         "remove {0} from extra_values and set {1}".format(path, _owner(path)))
@@ -209,19 +189,19 @@ def _check_parallelism(tp, pp, profile, nodes, gpus_per_node, interconnect):
     has_tp_pp = tp is not None or pp is not None
     if has_tp_pp and profile:
         raise ValuesRuleError(
-            "parallelism-choice", "both tensor_parallel_size/pipeline_parallel_size and profile are set",
+            "parallelism_choice", "both tensor_parallel_size/pipeline_parallel_size and profile are set",
             "the chart selects the model profile either from TP/PP or from an explicit profile, not both",
             "keep TP/PP (recommended) and drop profile, or keep profile and drop TP/PP")
     if not has_tp_pp and not profile:
         raise ValuesRuleError(
-            "parallelism-choice", "neither tensor_parallel_size/pipeline_parallel_size nor profile is set",
+            "parallelism_choice", "neither tensor_parallel_size/pipeline_parallel_size nor profile is set",
             "the chart refuses to render without one of them",
             "set tensor_parallel_size={0} and pipeline_parallel_size={1} (GPUs per node, nodes; nim_plan "
             "proposes them), or set profile".format(gpus_per_node, nodes))
     if has_tp_pp and (tp is None or pp is None):
         missing = "pipeline_parallel_size" if pp is None else "tensor_parallel_size"
         raise ValuesRuleError(
-            "parallelism-choice", "{0} is not set".format(missing),
+            "parallelism_choice", "{0} is not set".format(missing),
             "TP and PP together decide how the model is split; one alone is ambiguous",
             "set both (standard: tensor_parallel_size={0}, pipeline_parallel_size={1})".format(gpus_per_node, nodes))
     source = "tensor_parallel_size x pipeline_parallel_size"
@@ -233,27 +213,27 @@ def _check_parallelism(tp, pp, profile, nodes, gpus_per_node, interconnect):
         source = "profile {0} (tp{1}, pp{2})".format(profile, tp, pp)
     if tp < 1 or pp < 1:
         raise InputError(
-            "parallelism-choice", "TP={0}, PP={1}".format(tp, pp), "both must be at least 1",
+            "parallelism_choice", "TP={0}, PP={1}".format(tp, pp), "both must be at least 1",
             "set tensor_parallel_size={0} and pipeline_parallel_size={1}".format(gpus_per_node, nodes))
     total = nodes * gpus_per_node
     if tp * pp != total:
         raise ValuesRuleError(
-            "gpu-count", "{0} = {1} GPUs but {2} nodes x {3} GPUs = {4}".format(source, tp * pp, nodes, gpus_per_node, total),
+            "gpu_count", "{0} = {1} GPUs but {2} nodes x {3} GPUs = {4}".format(source, tp * pp, nodes, gpus_per_node, total),
             "Ray places one vLLM worker per GPU: too many never get scheduled, too few leave GPUs idle",
             "make TP x PP equal {0} (standard: TP={1}, PP={2}) or change nodes/gpus_per_node".format(total, gpus_per_node, nodes))
     if tp > gpus_per_node and tp % gpus_per_node:
         raise ValuesRuleError(
-            "tp-layout", "TP={0} spans nodes but is not a multiple of {1} GPUs per node".format(tp, gpus_per_node),
+            "tp_layout", "TP={0} spans nodes but is not a multiple of {1} GPUs per node".format(tp, gpus_per_node),
             "a tensor-parallel group must cover whole nodes",
             "use TP={0} (one node) or a multiple of it".format(gpus_per_node))
     if tp < gpus_per_node and gpus_per_node % tp:
         raise ValuesRuleError(
-            "tp-layout", "TP={0} does not divide {1} GPUs per node".format(tp, gpus_per_node),
+            "tp_layout", "TP={0} does not divide {1} GPUs per node".format(tp, gpus_per_node),
             "tensor-parallel groups must not straddle a node boundary",
             "use TP={0} or a divisor of it".format(gpus_per_node))
     if tp > gpus_per_node and interconnect not in RDMA_INTERCONNECTS:
         raise ValuesRuleError(
-            "multinode-tp-interconnect",
+            "multinode_tp_interconnect",
             "TP={0} is larger than {1} GPUs per node (multi-node tensor parallelism) on a {2} interconnect".format(
                 tp, gpus_per_node, interconnect),
             "tensor parallelism exchanges activations on every layer and needs RDMA; over Ethernet it is far "
@@ -272,7 +252,7 @@ def _storage_values(storage, nodes, allow_independent, model_size_gb, notes):
     if kind == "none":
         if not allow_independent:
             raise ValuesRuleError(
-                "shared-storage", "storage kind is none for a {0}-node release".format(nodes),
+                "shared_storage", "storage kind is none for a {0}-node release".format(nodes),
                 "without shared storage {0}".format(cost),
                 "use a ReadWriteMany PVC (kind pvc or existing_claim) or NFS, or set "
                 "allow_independent_downloads=true to accept the cost")
@@ -283,30 +263,30 @@ def _storage_values(storage, nodes, allow_independent, model_size_gb, notes):
         server, path = storage.get("server"), storage.get("path")
         if not server or not path or not str(path).startswith("/"):
             raise InputError(
-                "storage-options", "storage kind nfs needs server and an absolute path",
+                "storage_options", "storage kind nfs needs server and an absolute path",
                 "every pod mounts the same export", "set storage.server and storage.path (e.g. /exports/nim-models)")
         return {"nfs": {"enabled": True, "server": server, "path": path}}
 
     mode = storage.get("access_mode") or "ReadWriteMany"
     if mode not in ACCESS_MODES:
         raise InputError(
-            "storage-options", "storage.access_mode '{0}' is unknown".format(mode),
+            "storage_options", "storage.access_mode '{0}' is unknown".format(mode),
             "the PVC access mode decides which nodes can mount the cache",
             "use one of {0}".format(", ".join(ACCESS_MODES)))
     if mode == "ReadOnlyMany":
         raise ValuesRuleError(
-            "shared-storage", "storage.access_mode is ReadOnlyMany", "the leader writes the model into the cache",
+            "shared_storage", "storage.access_mode is ReadOnlyMany", "the leader writes the model into the cache",
             "use ReadWriteMany")
     persistence = {"enabled": True}
     if kind == "existing_claim":
         claim = storage.get("existing_claim")
         if not claim or not _NAME_RE.match(str(claim)):
             raise InputError(
-                "storage-options", "storage kind existing_claim needs storage.existing_claim (a PVC name)",
+                "storage_options", "storage kind existing_claim needs storage.existing_claim (a PVC name)",
                 "the release mounts that claim on every pod", "set storage.existing_claim, e.g. nim-model-cache")
         if mode in SINGLE_NODE_MODES:
             raise ValuesRuleError(
-                "shared-storage", "existing claim {0} is {1} for a {2}-node release".format(claim, mode, nodes),
+                "shared_storage", "existing claim {0} is {1} for a {2}-node release".format(claim, mode, nodes),
                 "one {0} claim can be mounted on one node only, so the workers would stay Pending".format(mode),
                 "use a ReadWriteMany claim, NFS, or storage kind none with allow_independent_downloads")
         persistence["existingClaim"] = claim
@@ -316,24 +296,24 @@ def _storage_values(storage, nodes, allow_independent, model_size_gb, notes):
 
     if kind != "pvc":
         raise InputError(
-            "storage-options", "storage.kind '{0}' is unknown".format(kind),
+            "storage_options", "storage.kind '{0}' is unknown".format(kind),
             "the kind picks how the model cache is shared", "use one of {0}".format(", ".join(STORAGE_KINDS)))
     size = storage.get("size")
     size_bytes = quantity_bytes(size) if size else None
     if not size_bytes:
         raise InputError(
-            "storage-options", "storage kind pvc needs storage.size as a Kubernetes quantity",
+            "storage_options", "storage kind pvc needs storage.size as a Kubernetes quantity",
             "the chart creates the PVC with that size", "set storage.size, e.g. 1000Gi")
     if model_size_gb and size_bytes < model_size_gb * 10 ** 9:
         raise ValuesRuleError(
-            "storage-size", "storage.size {0} ({1:g} GB) is smaller than the {2:g} GB model".format(
+            "storage_size", "storage.size {0} ({1:g} GB) is smaller than the {2:g} GB model".format(
                 size, round(size_bytes / 10 ** 9, 1), model_size_gb),
             "the download fills the volume and the leader never starts",
             "set storage.size to at least {0}Gi".format(int(math.ceil(model_size_gb * 10 ** 9 / 2 ** 30))))
     if mode in SINGLE_NODE_MODES:
         if not allow_independent:
             raise ValuesRuleError(
-                "shared-storage", "storage.access_mode is {0} for a {1}-node release".format(mode, nodes),
+                "shared_storage", "storage.access_mode is {0} for a {1}-node release".format(mode, nodes),
                 "workers on other nodes cannot mount the leader's volume, so {0}".format(cost),
                 "use access_mode ReadWriteMany with an RWX storage class, or NFS, or set "
                 "allow_independent_downloads=true to accept the cost")
@@ -352,19 +332,19 @@ def _check_merged(values, nodes, gpus_per_node):
     multi = values.get("multiNode") or {}
     if model.get("profile") and (multi.get("tensorParallelSize") or multi.get("pipelineParallelSize")):
         raise ValuesRuleError(
-            "parallelism-choice", "the values set both model.profile and multiNode TP/PP (one through extra_values)",
+            "parallelism_choice", "the values set both model.profile and multiNode TP/PP (one through extra_values)",
             "the chart selects the model profile either from TP/PP or from an explicit profile, not both",
             "remove the extra one from extra_values")
     nfs_on = (values.get("nfs") or {}).get("enabled")
     if nfs_on and (values.get("persistence") or {}).get("enabled"):
         raise ValuesRuleError(
-            "storage-options", "the values enable both persistence and nfs (one through extra_values)",
+            "storage_options", "the values enable both persistence and nfs (one through extra_values)",
             "the model cache is mounted from one place", "choose the storage kind once, through storage.kind")
     for kind in ("limits", "requests"):
         got = ((values.get("resources") or {}).get(kind) or {}).get(GPU_RESOURCE)
         if got != gpus_per_node:
             raise ValuesRuleError(
-                "gpu-resources", "resources.{0}.{1} is {2}, gpus_per_node is {3}".format(kind, GPU_RESOURCE, got, gpus_per_node),
+                "gpu_resources", "resources.{0}.{1} is {2}, gpus_per_node is {3}".format(kind, GPU_RESOURCE, got, gpus_per_node),
                 "every pod must get all GPUs of its node in limits and requests",
                 "remove resources.{0} from extra_values".format(kind))
 
@@ -387,12 +367,12 @@ def build_values(image=None, image_pull_secret=None, ngc_api_secret=None, hf_tok
         notes.append("image.tag is 'latest': leader and workers may pull different builds; pin a version tag.")
     if nodes is None or nodes < 2:
         raise ValuesRuleError(
-            "multinode-nodes", "nodes is {0}".format(nodes),
+            "multinode_nodes", "nodes is {0}".format(nodes),
             "a multi-node release is one leader and at least one worker",
             "set nodes to 2 or more (nim_plan proposes it); a model that fits one node deploys single-node")
     if gpus_per_node is None or gpus_per_node < 1:
         raise InputError(
-            "gpu-resources", "gpus_per_node is {0}".format(gpus_per_node),
+            "gpu_resources", "gpus_per_node is {0}".format(gpus_per_node),
             "every pod requests all GPUs of its node", "set gpus_per_node, e.g. 8")
     if interconnect not in INTERCONNECTS:
         raise InputError(
@@ -401,11 +381,11 @@ def build_values(image=None, image_pull_secret=None, ngc_api_secret=None, hf_tok
             "use one of {0}".format(", ".join(INTERCONNECTS)))
     if json_logging:
         raise ValuesRuleError(
-            "json-logging", "json_logging is true for a {0}-node release".format(nodes),
+            "json_logging", "json_logging is true for a {0}-node release".format(nodes),
             "the NIM JSON log formatter does not exist in vLLM's Ray worker processes, so workers fail at start",
             "set json_logging=false (the default)")
     if not 1 <= int(ray_port) <= 65535:
-        raise InputError("ray-port", "ray_port is {0}".format(ray_port), "it must be a TCP port",
+        raise InputError("ray_port", "ray_port is {0}".format(ray_port), "it must be a TCP port",
                          "use 6379 (the default) or another free port")
     _check_secret_name("ngc_api_secret", ngc_api_secret, required=True,
                        why="NIM authenticates to NGC with the key in this Secret (key NGC_API_KEY)")
@@ -413,13 +393,13 @@ def build_values(image=None, image_pull_secret=None, ngc_api_secret=None, hf_tok
     _check_secret_name("image_pull_secret", image_pull_secret)
     if str(repository).startswith("nvcr.io/") and not image_pull_secret:
         raise ValuesRuleError(
-            "image-pull-secret", "image {0} is on nvcr.io but image_pull_secret is not set".format(repository),
+            "image_pull_secret", "image {0} is on nvcr.io but image_pull_secret is not set".format(repository),
             "nvcr.io requires authentication, so every pod would fail with ImagePullBackOff",
             "create a dockerconfigjson Secret for nvcr.io (user $oauthtoken) and set image_pull_secret to its name")
     if model_path and str(model_path).startswith("hf://"):
         if not hf_token_secret:
             raise ValuesRuleError(
-                "hf-token", "model_path {0} is a Hugging Face model but hf_token_secret is not set".format(model_path),
+                "hf_token", "model_path {0} is a Hugging Face model but hf_token_secret is not set".format(model_path),
                 "model-free NIM downloads from Hugging Face with HF_TOKEN; gated models fail without it",
                 "create a Secret with key HF_TOKEN and set hf_token_secret to its name")
         if not str(repository).endswith("/nim-llm"):
@@ -431,7 +411,7 @@ def build_values(image=None, image_pull_secret=None, ngc_api_secret=None, hf_tok
                      "(NCCL_IB_DISABLE=0, NCCL_IB_HCA).".format(interconnect))
     if not storage or not storage.get("kind"):
         raise InputError(
-            "storage-options", "storage.kind is not set",
+            "storage_options", "storage.kind is not set",
             "multi-node needs a decision on where the model cache lives",
             "set storage.kind to pvc (ReadWriteMany), existing_claim, nfs, or none with allow_independent_downloads")
 
@@ -459,7 +439,7 @@ def build_values(image=None, image_pull_secret=None, ngc_api_secret=None, hf_tok
     embedded = _find_embedded_secrets(extra)
     if embedded:
         raise InputError(
-            "secret-by-name", "extra_values holds credential values at {0}".format(", ".join(embedded)),
+            "secret_by_name", "extra_values holds credential values at {0}".format(", ".join(embedded)),
             "values are stored in the Helm release in plain text and shown in diffs",
             "remove them; reference Secrets by name (ngc_api_secret, hf_token_secret) instead")
     for path, given, want in _conflicts(extra, rendered):

@@ -212,10 +212,10 @@ explanation:
   type: str
   sample: "Llama 3.1 405B at bf16 is 811.8 GB of weights; ... so it needs 2 node(s) of 8 GPUs (16 GPUs)."
 rule:
-  description: On failure, the id of the rule that refused the plan (for example C(does-not-fit)).
+  description: On failure, the id of the rule that refused the plan (for example C(does_not_fit)).
   returned: failure
   type: str
-  sample: does-not-fit
+  sample: does_not_fit
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -245,10 +245,10 @@ diff:
       description: Label of RV(diff.after).
       type: str
 rule:
-  description: On failure, the id of the rule that refused the values (for example C(json-logging)).
+  description: On failure, the id of the rule that refused the values (for example C(json_logging)).
   returned: failure
   type: str
-  sample: shared-storage
+  sample: shared_storage
 """
 
 from ansible.module_utils.basic import AnsibleModule
