@@ -259,18 +259,18 @@ def plan_topology(model=None, parameters_billion=None, precision=None, gpu_type=
 
     weight_bytes = per_gpu(count)
     free_bytes = gpu_bytes - weight_bytes
-    warnings = []
+    notes = []
     if count == 1:
-        warnings.append("The model fits on one node of {0} GPUs: multi-node is not needed; "
+        notes.append("The model fits on one node of {0} GPUs: multi-node is not needed; "
                         "nim_values refuses fewer than 2 nodes, deploy it single-node instead.".format(gpus_per_node))
     if nodes is None and count < nodes_available:
-        warnings.append("{0} of {1} available node(s) stay unused; set nodes to spread the model "
+        notes.append("{0} of {1} available node(s) stay unused; set nodes to spread the model "
                         "wider.".format(nodes_available - count, nodes_available))
     if tp > gpus_per_node:
-        warnings.append("Tensor parallelism spans {0} nodes: NCCL must use {1} (check NCCL_IB_DISABLE=0 and "
+        notes.append("Tensor parallelism spans {0} nodes: NCCL must use {1} (check NCCL_IB_DISABLE=0 and "
                         "NCCL_IB_HCA on every node).".format(count, interconnect))
     if pp > 1 and interconnect == "ethernet":
-        warnings.append("Nodes talk over Ethernet: only pipeline traffic crosses nodes, which it tolerates; "
+        notes.append("Nodes talk over Ethernet: only pipeline traffic crosses nodes, which it tolerates; "
                         "expect lower throughput than with RDMA.")
 
     if tp > gpus_per_node:
@@ -301,6 +301,6 @@ def plan_topology(model=None, parameters_billion=None, precision=None, gpu_type=
         "weight_gb_per_gpu": _gb(weight_bytes),
         "headroom_gb_per_gpu": _gb(free_bytes),
         "headroom_fraction": round(free_bytes / gpu_bytes, 3),
-        "warnings": warnings,
+        "notes": notes,
         "explanation": explanation,
     }

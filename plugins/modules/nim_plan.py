@@ -200,7 +200,7 @@ headroom_fraction:
   returned: success
   type: float
   sample: 0.366
-warnings:
+notes:
   description: Things to know about the plan (unused nodes, single node is enough, RDMA needed).
   returned: success
   type: list

@@ -167,7 +167,7 @@ EXAMPLES = r"""
   nimops.multinode.nim_values:
     image:
       repository: nvcr.io/nim/meta/llama-3.1-405b-instruct
-      tag: "1.13.1"
+      tag: latest
     image_pull_secret: nvcr-imagepull
     ngc_api_secret: ngc-api
     tensor_parallel_size: "{{ plan.tensor_parallel_size }}"
@@ -186,7 +186,7 @@ EXAMPLES = r"""
   nimops.multinode.nim_values:
     image:
       repository: nvcr.io/nim/nim-llm
-      tag: "1.13.1"
+      tag: latest
     image_pull_secret: nvcr-imagepull
     ngc_api_secret: ngc-api
     hf_token_secret: hf-token
@@ -205,11 +205,13 @@ EXAMPLES = r"""
 
 RETURN = r"""
 values:
-  description: The complete values to give the chart (rendered values over O(extra_values)).
+  description:
+    - The complete values to give the chart (rendered values over O(extra_values)).
+    - In templates write C(result['values']); C(result.values) is the dictionary method.
   returned: success
   type: dict
   sample:
-    image: {repository: nvcr.io/nim/meta/llama-3.1-405b-instruct, tag: "1.13.1"}
+    image: {repository: nvcr.io/nim/meta/llama-3.1-405b-instruct, tag: latest}
     imagePullSecrets: [{name: nvcr-imagepull}]
     model: {ngcAPISecret: ngc-api, jsonLogging: false}
     multiNode: {enabled: true, workers: 1, tensorParallelSize: 8, pipelineParallelSize: 2, ray: {port: 6379}}

@@ -40,7 +40,7 @@ def test_seed_405b_on_two_h100_nodes_exact():
         "weight_gb_per_gpu": 50.7,
         "headroom_gb_per_gpu": 29.3,
         "headroom_fraction": 0.366,
-        "warnings": [ETHERNET_NOTE],
+        "notes": [ETHERNET_NOTE],
         "explanation": (
             "Llama 3.1 405B at bf16 is 811.8 GB of weights; one H100 80GB keeps 64.0 GB for weights after 20% "
             "headroom for KV cache and activations, so it needs 2 node(s) of 8 GPUs (16 GPUs). TP=8 = GPUs per "
@@ -83,9 +83,9 @@ def test_plans(case, options, tp, pp, nodes, workers, total, weight):
     assert plan["headroom_fraction"] == round((gpu_bytes - weight) / gpu_bytes, 3)
 
 
-def test_warnings_single_node_and_unused_nodes():
+def test_notes_single_node_and_unused_nodes():
     plan = plan_topology(**h100(model="llama-3.1-405b", precision="fp8"))
-    assert plan["warnings"] == [
+    assert plan["notes"] == [
         "The model fits on one node of 8 GPUs: multi-node is not needed; nim_values refuses fewer than 2 nodes, "
         "deploy it single-node instead.",
         "1 of 2 available node(s) stay unused; set nodes to spread the model wider.",
@@ -95,7 +95,7 @@ def test_warnings_single_node_and_unused_nodes():
 def test_warning_for_tensor_parallelism_across_nodes():
     plan = plan_topology(**h100(model="llama-3.1-405b", nodes=2, interconnect="infiniband",
                                 cross_node_parallelism="tensor"))
-    assert plan["warnings"] == ["Tensor parallelism spans 2 nodes: NCCL must use infiniband (check NCCL_IB_DISABLE=0 "
+    assert plan["notes"] == ["Tensor parallelism spans 2 nodes: NCCL must use infiniband (check NCCL_IB_DISABLE=0 "
                                 "and NCCL_IB_HCA on every node)."]
     assert "TP=16: one tensor-parallel group spans all 2 nodes over infiniband; PP=1." in plan["explanation"]
 
