@@ -41,6 +41,9 @@ class ActionModule(ActionBase):
                                           task_vars=task_vars)
             if result.get("failed"):
                 return result
+            for key in ("warnings", "deprecations"):
+                if not result.get(key):
+                    result.pop(key, None)
             verdict, message = decide(result, elapsed, timeout)
             now = time.monotonic()
             if message != last_line or now - last_print >= QUIET_SECONDS:

@@ -80,6 +80,21 @@ def list_items(client, api_version, kind, namespace=None, label_selector=None):
     return [item for item in found.to_dict().get("items") or []]
 
 
+def resolve_lws_name(client, namespace, name=None, release=None):
+    """The LWS to wait on: ``name`` as given, else the one labelled with the Helm release
+    (charts name it <release>-<chart> unless the release name already contains the chart name)."""
+    if name:
+        return name
+    found = list_items(client, LWS_API, "LeaderWorkerSet", namespace, "app.kubernetes.io/instance=%s" % release)
+    if len(found) == 1:
+        return found[0]["metadata"]["name"]
+    if len(found) > 1:
+        raise K8sError("lws_ambiguous", "release %s has %d LeaderWorkerSets (%s)" % (
+            release, len(found), ", ".join(sorted(f["metadata"]["name"] for f in found))),
+            "the wait needs one LeaderWorkerSet", "set the LeaderWorkerSet name explicitly")
+    return release  # not created (yet): the diagnosis reports it under the release name
+
+
 def secret_names(client, namespace):
     """name -> key names of every Secret in the namespace; values are dropped as soon as they arrive."""
     return dict((s["metadata"]["name"], key_names(s)) for s in list_items(client, "v1", "Secret", namespace))

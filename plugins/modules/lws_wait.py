@@ -36,15 +36,17 @@ attributes:
     description: The action plugin loops and prints progress.
 options:
   name:
-    description: LeaderWorkerSet name (the nim-llm chart names it after the release).
+    description:
+      - LeaderWorkerSet name. Defaults to the LeaderWorkerSet labelled C(app.kubernetes.io/instance=<release>)
+        (Helm charts usually name it C(<release>-nim-llm)).
+      - One of O(name) and O(release) is required.
     type: str
-    required: true
   namespace:
     description: Namespace of the LeaderWorkerSet.
     type: str
     required: true
   release:
-    description: Helm release name, to pick the release's Service for the endpoint. Defaults to O(name).
+    description: Helm release name, to find the LeaderWorkerSet and the release's Service. Defaults to O(name).
     type: str
   controller_namespace:
     description: Namespace of the LWS controller Deployment C(lws-controller-manager).
@@ -118,7 +120,7 @@ from ansible_collections.nimops.multinode.plugins.module_utils._readiness import
 def main():
     argument_spec = _k8s.auth_argspec()
     argument_spec.update(
-        name=dict(type="str", required=True),
+        name=dict(type="str"),
         namespace=dict(type="str", required=True),
         release=dict(type="str"),
         controller_namespace=dict(type="str", default="lws-system"),
@@ -126,16 +128,19 @@ def main():
         poll_interval=dict(type="int", default=2),
         elapsed=dict(type="int", default=0),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_one_of=[("name", "release")])
     if not _k8s.HAS_K8S:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(_k8s.K8S_IMPORT_ERROR))
     p = module.params
     try:
-        snap = _k8s.snapshot(_k8s.connect(p), p["name"], p["namespace"], p["controller_namespace"],
+        client = _k8s.connect(p)
+        name = _k8s.resolve_lws_name(client, p["namespace"], p["name"], p["release"])
+        snap = _k8s.snapshot(client, name, p["namespace"], p["controller_namespace"],
                              watch_seconds=p["poll_interval"])
     except NimOpsError as exc:
         module.fail_json(**exc.to_result())
-    module.exit_json(changed=False, **evaluate(snap, p["elapsed"], p["release"] or p["name"]))
+    module.exit_json(changed=False, **evaluate(snap, p["elapsed"], p["release"] or name))
 
 
 if __name__ == "__main__":

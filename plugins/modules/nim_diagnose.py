@@ -29,15 +29,17 @@ attributes:
     description: Changes nothing.
 options:
   name:
-    description: LeaderWorkerSet name (the nim-llm chart names it after the release).
+    description:
+      - LeaderWorkerSet name. Defaults to the LeaderWorkerSet labelled C(app.kubernetes.io/instance=<release>)
+        (Helm charts usually name it C(<release>-nim-llm)).
+      - One of O(name) and O(release) is required.
     type: str
-    required: true
   namespace:
     description: Namespace of the release.
     type: str
     required: true
   release:
-    description: Helm release name, for the endpoint. Defaults to O(name).
+    description: Helm release name, to find the LeaderWorkerSet and the release's Service. Defaults to O(name).
     type: str
   controller_namespace:
     description: Namespace of the LWS controller.
@@ -86,9 +88,10 @@ from ansible_collections.nimops.multinode.plugins.module_utils._readiness import
 
 def run(params):
     client = _k8s.connect(params)
-    snap = _k8s.snapshot(client, params["name"], params["namespace"], params["controller_namespace"])
+    name = _k8s.resolve_lws_name(client, params["namespace"], params["name"], params["release"])
+    snap = _k8s.snapshot(client, name, params["namespace"], params["controller_namespace"])
     # A diagnosis is asked for after the fact: grace periods are over.
-    status = evaluate(snap, 10 ** 6, params["release"] or params["name"])
+    status = evaluate(snap, 10 ** 6, params["release"] or name)
     policies = _k8s.list_items(client, "networking.k8s.io/v1", "NetworkPolicy", params["namespace"])
     findings = _diagnosis.find_causes(snap, 10 ** 6) + _diagnosis.warnings(snap) + \
         _diagnosis.network_policy_findings(policies, snap["pods"], params["ray_port"])
@@ -102,13 +105,14 @@ def run(params):
 def main():
     argument_spec = _k8s.auth_argspec()
     argument_spec.update(
-        name=dict(type="str", required=True),
+        name=dict(type="str"),
         namespace=dict(type="str", required=True),
         release=dict(type="str"),
         controller_namespace=dict(type="str", default="lws-system"),
         ray_port=dict(type="int", default=6379),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_one_of=[("name", "release")])
     if not _k8s.HAS_K8S:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(_k8s.K8S_IMPORT_ERROR))
     try:
