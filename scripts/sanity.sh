@@ -32,6 +32,20 @@ PY
   mv "$bootstrap.tmp" "$bootstrap"
 fi
 
+# The shellcheck sanity test is skipped (not failed) when shellcheck is missing: install the pinned
+# Debian package instead of letting scripts go unchecked.
+shellcheck_version=0.9.0-1
+if ! command -v shellcheck >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "[sanity] installing shellcheck $shellcheck_version (Debian package)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "shellcheck=$shellcheck_version" >/dev/null
+  else
+    echo "[sanity] shellcheck is required: apt-get install shellcheck=$shellcheck_version" >&2
+    exit 1
+  fi
+fi
+
 collections=$(scripts/collection-tree.sh)
 cd "$collections/ansible_collections/nimops/multinode"
 # Otherwise ansible-test finds the enclosing repository, where build/ is ignored, and sees no files.

@@ -262,16 +262,16 @@ def plan_topology(model=None, parameters_billion=None, precision=None, gpu_type=
     notes = []
     if count == 1:
         notes.append("The model fits on one node of {0} GPUs: multi-node is not needed; "
-                        "nim_values refuses fewer than 2 nodes, deploy it single-node instead.".format(gpus_per_node))
+                     "nim_values refuses fewer than 2 nodes, deploy it single-node instead.".format(gpus_per_node))
     if nodes is None and count < nodes_available:
         notes.append("{0} of {1} available node(s) stay unused; set nodes to spread the model "
-                        "wider.".format(nodes_available - count, nodes_available))
+                     "wider.".format(nodes_available - count, nodes_available))
     if tp > gpus_per_node:
         notes.append("Tensor parallelism spans {0} nodes: NCCL must use {1} (check NCCL_IB_DISABLE=0 and "
-                        "NCCL_IB_HCA on every node).".format(count, interconnect))
+                     "NCCL_IB_HCA on every node).".format(count, interconnect))
     if pp > 1 and interconnect == "ethernet":
         notes.append("Nodes talk over Ethernet: only pipeline traffic crosses nodes, which it tolerates; "
-                        "expect lower throughput than with RDMA.")
+                     "expect lower throughput than with RDMA.")
 
     if tp > gpus_per_node:
         how = ("TP={0}: one tensor-parallel group spans all {1} nodes over {2}; PP=1".format(tp, count, interconnect))

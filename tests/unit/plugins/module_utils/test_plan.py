@@ -92,11 +92,11 @@ def test_notes_single_node_and_unused_nodes():
     ]
 
 
-def test_warning_for_tensor_parallelism_across_nodes():
+def test_note_for_tensor_parallelism_across_nodes():
     plan = plan_topology(**h100(model="llama-3.1-405b", nodes=2, interconnect="infiniband",
                                 cross_node_parallelism="tensor"))
     assert plan["notes"] == ["Tensor parallelism spans 2 nodes: NCCL must use infiniband (check NCCL_IB_DISABLE=0 "
-                                "and NCCL_IB_HCA on every node)."]
+                             "and NCCL_IB_HCA on every node)."]
     assert "TP=16: one tensor-parallel group spans all 2 nodes over infiniband; PP=1." in plan["explanation"]
 
 

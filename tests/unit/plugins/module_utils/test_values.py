@@ -34,8 +34,8 @@ def seed_405b(**overrides):
     return options
 
 
-def expected(image=IMAGE_405B, model=None, multi=None, gpus=8, storage=None, pull="nvcr-imagepull"):
-    values = {"image": dict(image)}
+def expected(image=None, model=None, multi=None, gpus=8, storage=None, pull="nvcr-imagepull"):
+    values = {"image": dict(image or IMAGE_405B)}
     if pull:
         values["imagePullSecrets"] = [{"name": pull}]
     values["model"] = model or {"ngcAPISecret": "ngc-api", "jsonLogging": False}
