@@ -1,0 +1,133 @@
+"""Helpers of the Kubernetes-path integration tests: run the collection's playbooks against the sim cluster,
+read the play recap, and snapshot resourceVersions to prove check mode changed nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples" / "kubernetes"
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+RECAP = re.compile(r"^localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+# The sim's Helm repository password doubles as the planted fake NGC API key.
+FAKE_HF_TOKEN = "hf_FAKEleaktoken000000000000000000000"
+
+
+def collections_root() -> Path:
+    """An ansible_collections/nimops/multinode tree pointing at this checkout (what ansible needs to find it)."""
+    root = Path(tempfile.gettempdir()) / f"nimops-ac-{os.getuid()}"
+    link = root / "ansible_collections" / "nimops" / "multinode"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink() or link.resolve() != REPO:
+        if link.is_symlink():
+            link.unlink()
+        link.symlink_to(REPO)
+    return root
+
+
+@dataclass
+class PlayResult:
+    rc: int
+    out: str
+    seconds: float
+
+    @property
+    def recap(self) -> dict:
+        m = RECAP.findall(self.out)
+        assert m, f"no play recap in output:\n{self.out[-3000:]}"
+        ok, changed, unreachable, failed = (int(x) for x in m[-1])
+        return {"ok": ok, "changed": changed, "unreachable": unreachable, "failed": failed}
+
+    @property
+    def changed(self) -> int:
+        return self.recap["changed"]
+
+    def failure_message(self) -> str:
+        msgs = re.findall(r"^fatal: \[localhost\]: FAILED! => (.*)$", self.out, re.M)
+        return msgs[-1] if msgs else ""
+
+
+def example_vars(name: str) -> dict:
+    return yaml.safe_load((EXAMPLES / name).read_text())
+
+
+def sim_overrides(sim, namespace: str, release: str | None = None) -> dict:
+    """Point an example at the sim: its authenticated Helm repo (test chart), helm binary, a test namespace."""
+    over = {
+        "nim_namespace": namespace,
+        "nim_chart": {"source": "repo", "repo_url": sim.repo_url, "version": "2.0.0-sim"},
+        "nim_helm_binary": sim.helm,
+    }
+    if release:
+        over["nim_release"] = release
+    return over
+
+
+def run_playbook(sim, playbook: str, extravars: dict, *, check: bool = False, diff: bool = False,
+                 verbosity: int = 0, ngc_key: str | None = None, hf_token: str | None = None,
+                 timeout: float = 900) -> PlayResult:
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_COLLECTIONS_PATH": str(collections_root()),
+        "K8S_AUTH_KUBECONFIG": sim.kubeconfig,
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_LOCALHOST_WARNING": "0",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
+    })
+    env["NGC_API_KEY"] = ngc_key if ngc_key is not None else sim.repo_credentials[1]
+    if hf_token is not None:
+        env["HF_TOKEN"] = hf_token
+    else:
+        env.pop("HF_TOKEN", None)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(extravars, fh)
+        vars_file = fh.name
+    cmd = [ANSIBLE_PLAYBOOK, str(REPO / "playbooks" / playbook), "-e", "@" + vars_file]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    if verbosity:
+        cmd.append("-" + "v" * verbosity)
+    start = time.monotonic()
+    try:
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=str(REPO))
+    finally:
+        os.unlink(vars_file)
+    return PlayResult(r.returncode, r.stdout + r.stderr, time.monotonic() - start)
+
+
+def resource_versions(sim, namespace: str) -> dict:
+    """name -> resourceVersion of everything the deploy touches in the namespace (and the namespace itself)."""
+    kinds = "secrets,persistentvolumeclaims,services,statefulsets,leaderworkersets,configmaps,pods"
+    r = sim.kubectl("get", kinds, "-n", namespace, "-o", "json", check=False)
+    versions = {}
+    if r.returncode == 0:
+        for item in json.loads(r.stdout)["items"]:
+            versions[f'{item["kind"]}/{item["metadata"]["name"]}'] = item["metadata"]["resourceVersion"]
+    ns = sim.kubectl("get", "namespace", namespace, "-o", "json", check=False)
+    if ns.returncode == 0:
+        versions["Namespace/" + namespace] = json.loads(ns.stdout)["metadata"]["resourceVersion"]
+    return versions
+
+
+def lws_named(sim, namespace: str) -> dict:
+    items = sim.kubectl_json("get", "leaderworkersets", "-n", namespace)["items"]
+    assert len(items) == 1, [i["metadata"]["name"] for i in items]
+    return items[0]
+
+
+def cleanup_namespace(sim, namespace: str) -> None:
+    sim.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False, timeout=180)
