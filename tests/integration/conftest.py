@@ -139,6 +139,14 @@ def wait_until(what: str, check, timeout: float = 60, interval: float = 0.5):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+@pytest.fixture
+def sim_namespace(sim_cluster: SimCluster):
+    """A fresh namespace on the sim, deleted (without waiting) after the test, pass or fail."""
+    ns = sim_cluster.namespace()
+    yield ns
+    sim_cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
 @pytest.fixture(scope="session")
 def sim_cluster() -> SimCluster:
     info = sim_status()

@@ -63,8 +63,8 @@ def test_gpu_nodes_ready(sim_cluster: SimCluster):
         assert ready and ready[0]["status"] == "True"
 
 
-def test_lws_size_two_becomes_available(sim_cluster: SimCluster):
-    ns = sim_cluster.namespace("lws")
+def test_lws_size_two_becomes_available(sim_cluster: SimCluster, sim_namespace: str):
+    ns = sim_namespace
     sim_cluster.kubectl("-n", ns, "apply", "-f", "-", input=lws_manifest("demo"))
     sim_cluster.kubectl("-n", ns, "wait", "lws/demo", "--for=condition=Available", "--timeout=120s", timeout=150)
 
@@ -85,15 +85,19 @@ def test_lws_size_two_becomes_available(sim_cluster: SimCluster):
     assert sts["spec"]["replicas"] == 1
     log = (sim_cluster.state_dir / "logs" / "egress-proxy.log").read_text()
     assert re.search(r"forwarded 'CONNECT 10\.96\.\d+\.\d+:443 ", log), log[-2000:]
-    sim_cluster.kubectl("delete", "namespace", ns, "--wait=false")
 
 
 def _worker_status(sim: SimCluster, ns: str, pod: str) -> dict:
-    return sim.kubectl_json("-n", ns, "get", "pod", pod)["status"]["containerStatuses"][0]
+    """Status of the pod's first container ({} until the pod exists and has one)."""
+    r = sim.kubectl("-n", ns, "get", "pod", pod, "-o", "json", check=False)
+    if r.returncode != 0:
+        return {}
+    statuses = yaml.safe_load(r.stdout)["status"].get("containerStatuses") or [{}]
+    return statuses[0]
 
 
-def test_crashloop_fault_makes_restart_count_rise(sim_cluster: SimCluster):
-    ns = sim_cluster.namespace("crash")
+def test_crashloop_fault_makes_restart_count_rise(sim_cluster: SimCluster, sim_namespace: str):
+    ns = sim_namespace
     manifest = lws_manifest("crashy", worker_labels={"sim.nimops.test/fault": "crashloop"}, restart_policy="None")
     sim_cluster.kubectl("-n", ns, "apply", "-f", "-", input=manifest)
     seen_backoff = wait_until(
@@ -106,24 +110,22 @@ def test_crashloop_fault_makes_restart_count_rise(sim_cluster: SimCluster):
     term = seen_backoff["lastState"]["terminated"]
     assert term["exitCode"] == 1 and term["reason"] == "Error" and term["message"]
     wait_until("restartCount to rise twice more",
-               lambda: _worker_status(sim_cluster, ns, "crashy-0-1")["restartCount"] >= first + 2, timeout=60)
+               lambda: _worker_status(sim_cluster, ns, "crashy-0-1").get("restartCount", 0) >= first + 2, timeout=60)
     leader = _worker_status(sim_cluster, ns, "crashy-0")
     assert leader["restartCount"] == 0 and leader["ready"] is True
     events = sim_cluster.kubectl("-n", ns, "get", "events", "--field-selector",
                                  "involvedObject.name=crashy-0-1,reason=BackOff", "-o", "name").stdout
     assert events.strip()
-    sim_cluster.kubectl("delete", "namespace", ns, "--wait=false")
 
 
-def test_json_logging_crashes_workers_only(sim_cluster: SimCluster):
-    ns = sim_cluster.namespace("jsonl")
+def test_json_logging_crashes_workers_only(sim_cluster: SimCluster, sim_namespace: str):
+    ns = sim_namespace
     env = [{"name": "NIM_JSONL_LOGGING", "value": "1"}]
     sim_cluster.kubectl("-n", ns, "apply", "-f", "-", input=lws_manifest("jl", worker_env=env, restart_policy="None"))
     st = wait_until("JSONL worker crash",
-                    lambda: (s := _worker_status(sim_cluster, ns, "jl-0-1"))["restartCount"] >= 1 and s, timeout=90)
+                    lambda: (s := _worker_status(sim_cluster, ns, "jl-0-1")).get("restartCount", 0) >= 1 and s, timeout=90)
     assert "NIM_JSONL_LOGGING" in st["lastState"]["terminated"]["message"]
     assert _worker_status(sim_cluster, ns, "jl-0")["restartCount"] == 0
-    sim_cluster.kubectl("delete", "namespace", ns, "--wait=false")
 
 
 def _pod(name: str, fault: str | None, annotations: dict | None = None) -> str:
@@ -136,8 +138,8 @@ def _pod(name: str, fault: str | None, annotations: dict | None = None) -> str:
     })
 
 
-def test_imagepull_and_neverready_faults(sim_cluster: SimCluster):
-    ns = sim_cluster.namespace("faults")
+def test_imagepull_and_neverready_faults(sim_cluster: SimCluster, sim_namespace: str):
+    ns = sim_namespace
     sim_cluster.kubectl("-n", ns, "apply", "-f", "-", input=_pod("pull", "imagepull"))
     sim_cluster.kubectl("-n", ns, "apply", "-f", "-", input=_pod("nr", "neverready"))
     sim_cluster.kubectl("-n", ns, "apply", "-f", "-", input=_pod("ok", None))
@@ -170,11 +172,10 @@ def test_imagepull_and_neverready_faults(sim_cluster: SimCluster):
     wait_until("label-triggered unready", lambda: [c for c in sim_cluster.kubectl_json(
         "-n", ns, "get", "pod", "ok")["status"]["conditions"] if c["type"] == "Ready"][0]["status"] == "False",
         timeout=60)
-    sim_cluster.kubectl("delete", "namespace", ns, "--wait=false")
 
 
-def test_rwx_pvc_binds(sim_cluster: SimCluster):
-    ns = sim_cluster.namespace("pvc")
+def test_rwx_pvc_binds(sim_cluster: SimCluster, sim_namespace: str):
+    ns = sim_namespace
     pvc = yaml.safe_dump({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "cache"},
                           "spec": {"accessModes": ["ReadWriteMany"],
                                    "resources": {"requests": {"storage": "500Gi"}}}})
@@ -183,10 +184,10 @@ def test_rwx_pvc_binds(sim_cluster: SimCluster):
                      ["status"].get("phase") == "Bound" and o, timeout=60)
     assert obj["spec"]["storageClassName"] == "kwok-volume"
     assert obj["status"]["accessModes"] == ["ReadWriteMany"]
-    sim_cluster.kubectl("delete", "namespace", ns, "--wait=false")
 
 
-def test_helm_repo_auth_and_chart_install(sim_cluster: SimCluster, tmp_path: Path):
+def test_helm_repo_auth_and_chart_install(sim_cluster: SimCluster, sim_namespace: str, tmp_path: Path):
+    ns = sim_namespace
     helm_env = sim_cluster.helm_env(tmp_path)
     user, password = sim_cluster.repo_credentials
     assert password.startswith("nvapi-FAKE")
@@ -206,14 +207,13 @@ def test_helm_repo_auth_and_chart_install(sim_cluster: SimCluster, tmp_path: Pat
     search = helm("search", "repo", "sim/nim-llm", "--devel", "-o", "yaml")
     assert yaml.safe_load(search.stdout)[0]["version"] == "2.0.0-sim"
 
-    ns = sim_cluster.namespace("helm")
     sim_cluster.kubectl("-n", ns, "create", "secret", "generic", "ngc-api",
                         "--from-literal=NGC_API_KEY=nvapi-FAKE-0000000000000000000000")
     inst = helm("install", "llm", "sim/nim-llm", "--version", "2.0.0-sim", "-n", ns, "--wait", "--timeout", "120s",
                 "--set", "multiNode.enabled=true,multiNode.workers=1,multiNode.tensorParallelSize=8",
                 "--set", "multiNode.pipelineParallelSize=2,model.ngcAPISecret=ngc-api,model.jsonLogging=false",
                 "--set", "persistence.enabled=true,persistence.accessMode=ReadWriteMany",
-                "--set", "resources.limits.nvidia\\.com/gpu=8,resources.requests.nvidia\\.com/gpu=8")
+                "--set", "resources.limits.nvidia\\.com/gpu=4,resources.requests.nvidia\\.com/gpu=4")
     assert inst.returncode == 0, inst.stderr
     sim_cluster.kubectl("-n", ns, "wait", "lws/llm-nim-llm", "--for=condition=Available", "--timeout=120s",
                         timeout=150)
@@ -230,11 +230,10 @@ def test_helm_repo_auth_and_chart_install(sim_cluster: SimCluster, tmp_path: Pat
     # the chart refuses to render without TP/PP or a profile
     refused = helm("template", "x", "sim/nim-llm", "--version", "2.0.0-sim")
     assert refused.returncode != 0 and "tensorParallelSize" in refused.stderr
-    sim_cluster.kubectl("delete", "namespace", ns, "--wait=false")
 
 
-def test_lws_manager_stop_and_start(sim_cluster: SimCluster):
-    ns = sim_cluster.namespace("lwsmgr")
+def test_lws_manager_stop_and_start(sim_cluster: SimCluster, sim_namespace: str):
+    ns = sim_namespace
     sim_cluster.stop_lws_manager()
     try:
         assert sim_cluster.lws_manager_pid() is None
@@ -246,7 +245,6 @@ def test_lws_manager_stop_and_start(sim_cluster: SimCluster):
     assert sim_cluster.lws_manager_pid()
     sim_cluster.kubectl("-n", ns, "apply", "-f", "-", input=lws_manifest("back"))
     sim_cluster.kubectl("-n", ns, "wait", "lws/back", "--for=condition=Available", "--timeout=120s", timeout=150)
-    sim_cluster.kubectl("delete", "namespace", ns, "--wait=false")
 
 
 def _listening_ports() -> set[int]:

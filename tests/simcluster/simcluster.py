@@ -281,19 +281,24 @@ def write_kubeconfig() -> None:
     _write_if_changed(KUBECONFIG, yaml.safe_dump(kc, sort_keys=False), 0o600)
 
 
-def _write_if_changed(path: Path, text: str, mode: int = 0o644) -> None:
-    if not path.exists() or path.read_text() != text:
+def _write_if_changed(path: Path, text: str, mode: int = 0o644) -> bool:
+    changed = not path.exists() or path.read_text() != text
+    if changed:
         path.write_text(text)
     os.chmod(path, mode)
+    return changed
 
 
-def write_configs() -> None:
+def write_configs() -> list[str]:
+    """Write the components' config files; returns the names of the processes whose config changed."""
+    changed = []
     egress = {
         "apiVersion": "apiserver.k8s.io/v1beta1", "kind": "EgressSelectorConfiguration",
         "egressSelections": [{"name": "cluster", "connection": {
             "proxyProtocol": "HTTPConnect", "transport": {"uds": {"udsName": str(p("egress.sock"))}}}}],
     }
-    _write_if_changed(p("egress-selector.yaml"), yaml.safe_dump(egress, sort_keys=False))
+    if _write_if_changed(p("egress-selector.yaml"), yaml.safe_dump(egress, sort_keys=False)):
+        changed.append("kube-apiserver")
     lws_cfg = {
         "apiVersion": "config.lws.x-k8s.io/v1alpha1", "kind": "Configuration",
         "leaderElection": {"leaderElect": False},
@@ -303,10 +308,14 @@ def write_configs() -> None:
         "metrics": {"bindAddress": "0"},
         "health": {"healthProbeBindAddress": f"{HOST}:{PORTS['lws-health']}"},
     }
-    _write_if_changed(p("lws-config.yaml"), yaml.safe_dump(lws_cfg, sort_keys=False))
-    _write_if_changed(p("kwok.yaml"), kwok_config())
+    if _write_if_changed(p("lws-config.yaml"), yaml.safe_dump(lws_cfg, sort_keys=False)):
+        changed.append("lws-manager")
+    if _write_if_changed(p("kwok.yaml"), kwok_config()):
+        changed.append("kwok")
     creds = {"username": REPO_USER, "password": REPO_PASSWORD}
-    _write_if_changed(p("helm-repo-credentials.json"), json.dumps(creds) + "\n", 0o600)
+    if _write_if_changed(p("helm-repo-credentials.json"), json.dumps(creds) + "\n", 0o600):
+        changed.append("helm-repo")
+    return changed
 
 
 def kwok_stage_dir() -> Path:
@@ -490,7 +499,7 @@ def start_scheduler() -> None:
 def start_kwok() -> None:
     start_process("kwok", [
         str(binary("kwok")), f"--kubeconfig={KUBECONFIG}", f"--config={p('kwok.yaml')}",
-        "--manage-all-nodes=true", "--cidr=10.244.0.0/16", "--node-ip=10.77.200.1",
+        "--manage-all-nodes=true", "--cidr=10.244.0.0/16", "--node-ip=192.0.2.1",
         "--node-lease-duration-seconds=40",
     ])
 
@@ -594,7 +603,8 @@ def lws_webhooks_have_ca() -> bool:
 
 
 def lws_manager_ready() -> bool:
-    return alive("lws-manager") and http_ok(f"http://{HOST}:{PORTS['lws-health']}/readyz") and lws_webhooks_have_ca()
+    return (alive("lws-manager") and http_ok(f"http://{HOST}:{PORTS['lws-health']}/readyz")
+            and port_listening(PORTS["lws-webhook"]) and lws_webhooks_have_ca())
 
 
 # ---------------------------------------------------------------- commands
@@ -611,7 +621,10 @@ def cmd_up(args) -> int:
     STATE.mkdir(parents=True, exist_ok=True)
     ensure_pki()
     write_kubeconfig()
-    write_configs()
+    reconfigured = [n for n in write_configs() if alive(n)]
+    for name in reconfigured:
+        log(f"configuration of {name} changed: restarting it")
+        stop_process(name)  # started again below (lws-manager: by the supervisor)
     ensure_helm_repo_content()
     _write_if_changed(p("ports.json"), json.dumps({"offset": PORT_OFFSET, "ports": PORTS}) + "\n")
     settings = {"nodes": args.nodes, "lws_install": not args.no_lws_install}
@@ -633,7 +646,7 @@ def cmd_up(args) -> int:
     wait_for("egress proxy socket", lambda: p("egress.sock").exists(), 15, proc="egress-proxy")
     wait_for("helm repository", lambda: port_listening(PORTS["helm-repo"]), 15, proc="helm-repo")
 
-    changes = []
+    changes = [f"restarted {n}" for n in reconfigured]
     if kubectl("get", "storageclass", "kwok-volume", check=False).returncode != 0:
         kubectl("apply", "-f", "-", stdin=storage_class_manifest())
         changes.append("created StorageClass kwok-volume")
@@ -641,9 +654,11 @@ def cmd_up(args) -> int:
     wait_for(f"{args.nodes} sim GPU node(s) Ready", lambda: nodes_ready(args.nodes), 60 + args.nodes, proc="kwok")
     t_nodes = time.monotonic() - t0
 
-    if not args.no_lws_install and not lws_crds_established():
+    if not args.no_lws_install and not lws_install_complete():
         log(f"installing LWS from {lws_manifests().relative_to(REPO)} (server-side apply)")
-        kubectl("apply", "--server-side", "--field-manager=nimops-sim", "-f", str(lws_manifests()))
+        # force: the release manifest leaves defaulted fields out of atomic lists (webhook rules), so a second
+        # applier of the same manifest conflicts on values that are in fact identical
+        kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=nimops-sim", "-f", str(lws_manifests()))
         changes.append("installed LWS manifests")
     if lws_crds_established():
         wait_for("LWS manager ready (webhook certs injected)", lws_manager_ready, 120, interval=1,
@@ -872,6 +887,19 @@ def run_helm_repo() -> int:
     return 0
 
 
+def _lws_sa_uid() -> str | None:
+    try:
+        status, obj = api("GET", f"/api/v1/namespaces/{LWS_NS}/serviceaccounts/{LWS_SA}", timeout=5)
+    except OSError:
+        return None
+    return obj["metadata"]["uid"] if status == 200 and isinstance(obj, dict) else None
+
+
+def lws_install_complete() -> bool:
+    """The release is applied: CRDs established and the controller Deployment present."""
+    return lws_crds_established() and api_ok(f"/apis/apps/v1/namespaces/{LWS_NS}/deployments/lws-controller-manager")
+
+
 def _lws_kubeconfig() -> bool:
     """A kubeconfig for the manager with a token of its own ServiceAccount, so the release's RBAC is what
     authorises it (as in a real cluster). False while the ServiceAccount does not exist yet."""
@@ -934,14 +962,18 @@ def run_lws_supervisor() -> int:
     backoff = 1.0
     last_start = 0.0
     print("lws supervisor running", flush=True)
+    token_sa_uid = None
     while not stopping["now"]:
-        installed = lws_crds_established()
+        sa_uid = _lws_sa_uid()
+        installed = sa_uid is not None and lws_crds_established()
         running = alive("lws-manager")
-        if running and (flag.exists() or not installed):
-            print("stopping lws-manager (" + ("disabled" if flag.exists() else "LWS CRDs gone") + ")", flush=True)
+        if running and (flag.exists() or not installed or sa_uid != token_sa_uid):
+            why = "disabled" if flag.exists() else "LWS uninstalled" if not installed else "ServiceAccount replaced"
+            print(f"stopping lws-manager ({why})", flush=True)
             stop_process("lws-manager")
         elif not running and installed and not flag.exists():
             if time.monotonic() - last_start >= backoff and _lws_kubeconfig():
+                token_sa_uid = sa_uid
                 if last_start:
                     backoff = min(backoff * 2, 30.0)
                 last_start = time.monotonic()
