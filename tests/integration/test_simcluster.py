@@ -85,6 +85,28 @@ def test_lws_size_two_becomes_available(sim_cluster: SimCluster, sim_namespace: 
     assert sts["spec"]["replicas"] == 1
     log = (sim_cluster.state_dir / "logs" / "egress-proxy.log").read_text()
     assert re.search(r"forwarded 'CONNECT 10\.96\.\d+\.\d+:443 ", log), log[-2000:]
+    # the release's webhook configurations are not rewritten: they still name the Service, and carry the CA the
+    # manager injected itself
+    for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
+        prefix = "mutating" if kind.startswith("m") else "validating"
+        conf = sim_cluster.kubectl_json("get", kind, f"lws-{prefix}-webhook-configuration")
+        for hook in conf["webhooks"]:
+            cc = hook["clientConfig"]
+            assert "url" not in cc and cc["service"]["name"] == "lws-webhook-service" and cc["caBundle"]
+
+
+def test_egress_proxy_refuses_other_targets(sim_cluster: SimCluster):
+    svc = sim_cluster.kubectl_json("-n", "lws-system", "get", "service", "lws-webhook-service")
+    cluster_ip = svc["spec"]["clusterIP"]
+    api_port = sim_cluster.info["ports"]["kube-apiserver"]
+    for target, expected in ((f"127.0.0.1:{api_port}", b" 403 "), (f"{cluster_ip}:8443", b" 403 "),
+                             ("10.244.0.1:6379", b" 403 "), (f"{cluster_ip}:443", b" 200 ")):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(str(sim_cluster.state_dir / "egress.sock"))
+            s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            status_line = s.recv(200).split(b"\r\n", 1)[0]
+        assert expected in status_line, (target, status_line)
 
 
 def _worker_status(sim: SimCluster, ns: str, pod: str) -> dict:
