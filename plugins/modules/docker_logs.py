@@ -15,7 +15,7 @@ description:
   - Used to explain why a Ray node or an inference server stopped, without a C(docker) CLI on the host.
   - Reads only; never changes anything.
 author:
-  - nimops.multinode contributors
+  - nimops.multinode contributors (@nimops)
 extends_documentation_fragment:
   - community.docker.docker.api_documentation
   - nimops.multinode.attributes

@@ -16,7 +16,7 @@ description:
     (for example a vLLM build that cannot use the Ray executor).
   - Runs as an action plugin on the controller (so it can print progress).
 author:
-  - nimops.multinode contributors
+  - nimops.multinode contributors (@nimops)
 extends_documentation_fragment:
   - nimops.multinode.attributes
 attributes:

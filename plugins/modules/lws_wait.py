@@ -10,7 +10,7 @@ module: lws_wait
 short_description: Wait until every group of a LeaderWorkerSet is ready, or fail early with the named cause
 version_added: 0.1.0
 description:
-  - C(helm --wait) does not see the pods a LeaderWorkerSet creates. This waits on the LeaderWorkerSet itself:
+  - C(helm --wait) does not see the pods a LeaderWorkerSet creates. This waits on the LeaderWorkerSet itself -
     condition C(Available), C(readyReplicas), and the leader and every worker pod of every group Ready.
   - Prints progress while waiting (what is ready, what is not, why).
   - Stops early, well before O(timeout), when a group cannot come up, naming the cause and the fix -
@@ -21,7 +21,7 @@ description:
   - Returns the service endpoint of the release.
   - The waiting loop runs in the action plugin of the same name; each poll runs this module once.
 author:
-  - nimops maintainers
+  - nimops maintainers (@nimops)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 attributes:

@@ -16,7 +16,7 @@ description:
     Install the returned RV(path) with M(kubernetes.core.helm).
   - A cached file whose digest matches the index is not downloaded again.
 author:
-  - nimops maintainers
+  - nimops maintainers (@nimops)
 attributes:
   check_mode:
     support: full

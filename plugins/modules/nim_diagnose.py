@@ -17,7 +17,7 @@ description:
     pods Running but not Ready, NetworkPolicies that may block the Ray port.
   - Reads only; secret values are never read into the result (only secret and key names).
 author:
-  - nimops maintainers
+  - nimops maintainers (@nimops)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 attributes:

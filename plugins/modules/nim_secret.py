@@ -10,13 +10,13 @@ module: nim_secret
 short_description: NGC API key, HF token and nvcr.io image pull secrets, idempotent without revealing values
 version_added: 0.1.0
 description:
-  - Creates, updates or removes one credential Secret for NIM: C(NGC_API_KEY) (Opaque), C(HF_TOKEN) (Opaque),
+  - Creates, updates or removes one credential Secret for NIM - C(NGC_API_KEY) (Opaque), C(HF_TOKEN) (Opaque),
     or a C(kubernetes.io/dockerconfigjson) pull secret for nvcr.io with user C($oauthtoken).
   - Checks the value's shape first (empty, whitespace, wrong prefix) and refuses with a clear message.
   - Compares the stored value with the desired one without returning either; the diff shows keys, type and labels
     with values replaced by C(<hidden>).
 author:
-  - nimops maintainers
+  - nimops maintainers (@nimops)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 attributes:

@@ -17,7 +17,7 @@ description:
   - Runs as an action plugin on the controller (so it can print progress); each poll runs
     M(community.docker.docker_container_exec) on the managed host.
 author:
-  - nimops.multinode contributors
+  - nimops.multinode contributors (@nimops)
 extends_documentation_fragment:
   - nimops.multinode.attributes
 attributes:
