@@ -258,6 +258,13 @@ class JobResult:
                 return event["event_data"]
         return {}
 
+    def changed_tasks(self):
+        """Names of the tasks that reported a change (loop items count once per item)."""
+        return [e["event_data"]["task"] for e in self.events
+                if e.get("event") in ("runner_on_ok", "runner_item_on_ok")
+                and (e["event_data"].get("res") or {}).get("changed")
+                and not (e["event"] == "runner_on_ok" and (e["event_data"].get("res") or {}).get("results"))]
+
     def outputs(self):
         """Every text the job produced: stdout, every event, every artifact file."""
         texts = {"stdout": self.stdout, "events": json.dumps(self.events)}
@@ -296,19 +303,27 @@ class AwxJob:
     machine: dict | None = None                        # {"username": ..., "ssh_key_data": ...}
     answers: dict = field(default_factory=dict)
     extra_project_files: dict = field(default_factory=dict)  # {relative path: source path}
+    tools: dict = field(default_factory=dict)                # {name on PATH: binary}
     verbosity: int = 0
     timeout: int = 900
     safe_env: dict = field(default_factory=dict)
 
     def prepare(self):
-        for name in ("NGC_API_KEY", "HF_TOKEN", "K8S_AUTH_API_KEY"):
-            if name in os.environ:
-                raise AwxDefinitionError(
-                    "%s is set in the test process; unset it so the job's value can only come from "
-                    "the credential injector" % name)
+        # ansible-runner starts the job with the caller's environment underneath env/envvars; anything
+        # that could stand in for a credential must not be there.
+        inherited = sorted(n for n in os.environ if n in ("NGC_API_KEY", "HF_TOKEN", "KUBECONFIG")
+                           or n.startswith("K8S_AUTH_"))
+        if inherited:
+            raise AwxDefinitionError(
+                "%s set in the test process; unset so the job's values can only come from the "
+                "credential injectors" % ", ".join(inherited))
         pdd = Path(self.private_data_dir)
         (pdd / "env").mkdir(parents=True, exist_ok=True)
         (pdd / "inventory").mkdir(exist_ok=True)
+        # Binaries the execution environment image carries (helm), on PATH as in the image.
+        (pdd / "bin").mkdir(exist_ok=True)
+        for name, src in self.tools.items():
+            (pdd / "bin" / name).symlink_to(src)
         project = pdd / "project"
         shutil.copytree(REPO, project, ignore=_PROJECT_IGNORE, symlinks=True)
         for rel, src in self.extra_project_files.items():
@@ -321,7 +336,10 @@ class AwxJob:
 
         env = {
             # The execution environment's own tools (ansible-playbook) come first, as in an EE image.
-            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+            "PATH": os.pathsep.join([str(pdd / "bin"), str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+            # As in an execution environment, HOME is the private data dir: no ~/.kube/config, no
+            # helm repositories or caches from the machine running the test.
+            "HOME": str(pdd),
             "JOB_ID": "1",
             "ANSIBLE_RETRY_FILES_ENABLED": "False",
             "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",

@@ -125,10 +125,10 @@ def test_job_template_is_valid(path):
     questions = spec["survey_spec"]["spec"]
     answers = {q["variable"]: "x" for q in questions if q["required"] and q.get("default", "") == ""}
     extra = survey_extra_vars(spec["survey_spec"], answers)
-    assert sorted(extra) == sorted(q["variable"] for q in questions)
-    # Each survey answer and template extra var is a variable the playbook reads.
+    assert sorted(extra) == sorted(q["variable"] for q in questions if q["required"] or q.get("default", "") != "")
+    # Each survey variable and template extra var is a variable the playbook reads.
     playbook = (REPO / spec["playbook"]).read_text()
-    for var in list(extra) + list(spec.get("extra_vars") or {}):
+    for var in [q["variable"] for q in questions] + list(spec.get("extra_vars") or {}):
         assert re.search(r"\b%s\b" % re.escape(var), playbook), "%s: %s is not used by %s" % (
             path.name, var, spec["playbook"])
 
