@@ -150,12 +150,12 @@ def sim_namespace(sim_cluster: SimCluster):
 @pytest.fixture(scope="session")
 def sim_cluster() -> SimCluster:
     info = sim_status()
-    started = False
+    # stopped at the end only if nothing of it ran before (a partly running sim is someone's: repaired, kept)
+    started = not any(proc["alive"] for proc in info["processes"].values())
     if not info["running"]:
         r = run_simcluster("up", timeout=900)
         if r.returncode != 0:
             pytest.fail(f"simulated cluster failed to start:\n{r.stdout}\n{r.stderr}")
-        started = True
         info = sim_status()
         assert info["running"], info
     sim = SimCluster(info=info)

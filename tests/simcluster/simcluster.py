@@ -77,10 +77,11 @@ LWS_SA = "lws-controller-manager"
 NODE_LABEL = "sim.nimops.test/node"
 MAX_NODES = 64
 
-# Start order; `down` stops in reverse. lws-manager is started by the supervisor, not by `up`.
+# Start order; `down` stops in reverse (the supervisor before the manager it would restart).
+# lws-manager is started by lws-supervisor, not by `up`.
 ORDER = [
     "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok",
-    "egress-proxy", "helm-repo", "lws-supervisor", "lws-manager",
+    "egress-proxy", "helm-repo", "lws-manager", "lws-supervisor",
 ]
 
 
@@ -120,7 +121,11 @@ PKI = p("pki")
 
 
 def log(msg: str) -> None:
-    print(f"[sim] {msg}", flush=True)
+    try:
+        print(f"[sim] {msg}", flush=True)
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): finish the work rather than leave a half-started sim
+        sys.stdout = open(os.devnull, "w")
 
 
 # ---------------------------------------------------------------- process records
@@ -176,7 +181,8 @@ def alive(name: str) -> bool:
     return record_alive(read_record(name))
 
 
-def start_process(name: str, argv: list[str], env: dict | None = None, marker: str | None = None) -> int:
+def start_process(name: str, argv: list[str], env: dict | None = None, marker: str | None = None,
+                  code: str | None = None) -> int:
     """Start argv detached (own session), log to logs/<name>.log, record the PID."""
     p("logs").mkdir(parents=True, exist_ok=True)
     p("pids").mkdir(parents=True, exist_ok=True)
@@ -190,7 +196,8 @@ def start_process(name: str, argv: list[str], env: dict | None = None, marker: s
         cwd=str(STATE), env=full_env, start_new_session=True, close_fds=True,
     )
     logf.close()
-    rec = {"pid": proc.pid, "exe": os.path.realpath(argv[0]), "marker": marker, "started": time.time()}
+    rec = {"pid": proc.pid, "exe": os.path.realpath(argv[0]), "marker": marker, "started": time.time(),
+           "code": code}
     tmp = pidfile(name).with_suffix(".tmp")
     tmp.write_text(json.dumps(rec))
     tmp.replace(pidfile(name))
@@ -504,9 +511,13 @@ def start_kwok() -> None:
     ])
 
 
+def script_digest() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
 def start_helper(name: str) -> None:
     script = str(Path(__file__).resolve())
-    start_process(name, [sys.executable, script, f"_{name}"], marker=f"_{name}")
+    start_process(name, [sys.executable, script, f"_{name}"], marker=f"_{name}", code=script_digest())
 
 
 def ensure_helm_repo_content() -> None:
@@ -584,7 +595,7 @@ def lws_crds_established() -> bool:
             return False
         if status != 200 or not isinstance(obj, dict):
             return False
-        conds = {c["type"]: c["status"] for c in obj.get("status", {}).get("conditions", [])}
+        conds = {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions") or []}
         if conds.get("Established") != "True":
             return False
     return True
@@ -622,8 +633,11 @@ def cmd_up(args) -> int:
     ensure_pki()
     write_kubeconfig()
     reconfigured = [n for n in write_configs() if alive(n)]
+    # helpers running an older version of this script
+    reconfigured += [n for n in ("egress-proxy", "helm-repo", "lws-supervisor")
+                     if alive(n) and (read_record(n) or {}).get("code") != script_digest()]
     for name in reconfigured:
-        log(f"configuration of {name} changed: restarting it")
+        log(f"configuration or code of {name} changed: restarting it")
         stop_process(name)  # started again below (lws-manager: by the supervisor)
     ensure_helm_repo_content()
     _write_if_changed(p("ports.json"), json.dumps({"offset": PORT_OFFSET, "ports": PORTS}) + "\n")
@@ -660,6 +674,7 @@ def cmd_up(args) -> int:
         # applier of the same manifest conflicts on values that are in fact identical
         kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=nimops-sim", "-f", str(lws_manifests()))
         changes.append("installed LWS manifests")
+        wait_for("LWS CRDs established", lws_crds_established, 60)
     if lws_crds_established():
         wait_for("LWS manager ready (webhook certs injected)", lws_manager_ready, 120, interval=1,
                  proc="lws-supervisor")
@@ -962,39 +977,49 @@ def run_lws_supervisor() -> int:
     backoff = 1.0
     last_start = 0.0
     print("lws supervisor running", flush=True)
-    token_sa_uid = None
+    uid_file = p("lws-manager.sa-uid")
+    token_sa_uid = uid_file.read_text().strip() if uid_file.exists() else None
     while not stopping["now"]:
-        sa_uid = _lws_sa_uid()
-        installed = sa_uid is not None and lws_crds_established()
-        running = alive("lws-manager")
-        if running and (flag.exists() or not installed or sa_uid != token_sa_uid):
-            why = "disabled" if flag.exists() else "LWS uninstalled" if not installed else "ServiceAccount replaced"
-            print(f"stopping lws-manager ({why})", flush=True)
-            stop_process("lws-manager")
-        elif not running and installed and not flag.exists():
-            if time.monotonic() - last_start >= backoff and _lws_kubeconfig():
-                token_sa_uid = sa_uid
-                if last_start:
-                    backoff = min(backoff * 2, 30.0)
-                last_start = time.monotonic()
-                p("lws-certs").mkdir(exist_ok=True)
-                pid = start_process("lws-manager", [
-                    str(binary("lws-manager")), f"--config={p('lws-config.yaml')}", "--zap-log-level=2",
-                ], env={"KUBECONFIG": str(p("lws-manager.kubeconfig"))})
-                print(f"started lws-manager pid {pid}", flush=True)
-        elif running and time.monotonic() - last_start > 60:
-            backoff = 1.0
-        if running:
-            _reap(read_record("lws-manager")["pid"])
-        if installed:
-            _project_lws_cert_secret()
+        try:
+            token_sa_uid, last_start, backoff = _supervise_once(flag, token_sa_uid, last_start, backoff)
+        except Exception as e:  # noqa: BLE001 (keep supervising; the next round retries)
+            print(f"supervisor round failed: {type(e).__name__}: {e}", flush=True)
         for _ in range(10):
             if stopping["now"]:
                 break
             time.sleep(0.2)
-    stop_process("lws-manager")
+    # the manager is left running: `down` stops it next, and a restarted supervisor adopts it
     print("lws supervisor stopped", flush=True)
     return 0
+
+
+def _supervise_once(flag: Path, token_sa_uid, last_start: float, backoff: float):
+    sa_uid = _lws_sa_uid()
+    installed = sa_uid is not None and lws_crds_established()
+    running = alive("lws-manager")
+    if running and (flag.exists() or not installed or sa_uid != token_sa_uid):
+        why = "disabled" if flag.exists() else "LWS uninstalled" if not installed else "ServiceAccount replaced"
+        print(f"stopping lws-manager ({why})", flush=True)
+        stop_process("lws-manager")
+    elif not running and installed and not flag.exists():
+        if time.monotonic() - last_start >= backoff and _lws_kubeconfig():
+            token_sa_uid = sa_uid
+            p("lws-manager.sa-uid").write_text(sa_uid)
+            if last_start:
+                backoff = min(backoff * 2, 30.0)
+            last_start = time.monotonic()
+            p("lws-certs").mkdir(exist_ok=True)
+            pid = start_process("lws-manager", [
+                str(binary("lws-manager")), f"--config={p('lws-config.yaml')}", "--zap-log-level=2",
+            ], env={"KUBECONFIG": str(p("lws-manager.kubeconfig"))})
+            print(f"started lws-manager pid {pid}", flush=True)
+    elif running and time.monotonic() - last_start > 60:
+        backoff = 1.0
+    if running:
+        _reap(read_record("lws-manager")["pid"])
+    if installed:
+        _project_lws_cert_secret()
+    return token_sa_uid, last_start, backoff
 
 
 # ---------------------------------------------------------------- main
