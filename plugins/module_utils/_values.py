@@ -349,14 +349,9 @@ def _check_merged(values, nodes, gpus_per_node):
                 "remove resources.{0} from extra_values".format(kind))
 
 
-def build_values(image=None, image_pull_secret=None, ngc_api_secret=None, hf_token_secret=None,
-                 model_path=None, profile=None, tensor_parallel_size=None, pipeline_parallel_size=None,
-                 nodes=None, gpus_per_node=None, interconnect="ethernet", json_logging=False, storage=None,
-                 allow_independent_downloads=False, model_size_gb=None, ray_port=DEFAULT_RAY_PORT,
-                 extra_values=None, current_values=None):
-    """Render and check multi-node nim-llm values. Returns values, notes and the diff against current_values."""
-    notes = []
-    image = image or {}
+def _check_options(image, image_pull_secret, ngc_api_secret, hf_token_secret, model_path, nodes, gpus_per_node,
+                   interconnect, json_logging, ray_port, storage, notes):
+    """Checks of single options and their simple combinations, before anything is rendered."""
     repository, tag = image.get("repository"), image.get("tag")
     if not repository or not tag:
         raise InputError(
@@ -405,15 +400,51 @@ def build_values(image=None, image_pull_secret=None, ngc_api_secret=None, hf_tok
         if not str(repository).endswith("/nim-llm"):
             notes.append("model_path is hf://: model-free NIM normally runs the generic image nvcr.io/nim/nim-llm, "
                          "not {0}.".format(repository))
-    _check_parallelism(tensor_parallel_size, pipeline_parallel_size, profile, nodes, gpus_per_node, interconnect)
-    if (tensor_parallel_size or 0) > gpus_per_node:
-        notes.append("Tensor parallelism spans nodes over {0}: make sure NCCL uses it "
-                     "(NCCL_IB_DISABLE=0, NCCL_IB_HCA).".format(interconnect))
     if not storage or not storage.get("kind"):
         raise InputError(
             "storage_options", "storage.kind is not set",
             "multi-node needs a decision on where the model cache lives",
             "set storage.kind to pvc (ReadWriteMany), existing_claim, nfs, or none with allow_independent_downloads")
+
+
+def _merge_extra(extra, rendered, nodes, gpus_per_node):
+    """rendered over extra_values, refusing credentials, contradictions and rule breaks in extra_values."""
+    embedded = _find_embedded_secrets(extra)
+    if embedded:
+        raise InputError(
+            "secret_by_name", "extra_values holds credential values at {0}".format(", ".join(embedded)),
+            "values are stored in the Helm release in plain text and shown in diffs",
+            "remove them; reference Secrets by name (ngc_api_secret, hf_token_secret) instead")
+    for path, given, want in _conflicts(extra, rendered):
+        _refuse_conflict(path, given, want)
+    values = deep_merge(extra, rendered)
+    _check_merged(values, nodes, gpus_per_node)
+    return values
+
+
+def _diff(current_values, values):
+    before = redact(current_values or {})
+    old, new = dict(_leaves(before)), dict(_leaves(values))
+    changed_paths = sorted(
+        _dotted(path) for path in set(old) | set(new) if old.get(path, KeyError) != new.get(path, KeyError))
+    return changed_paths, {"before": before, "after": values,
+                           "before_header": "deployed values", "after_header": "rendered values"}
+
+
+def build_values(image=None, image_pull_secret=None, ngc_api_secret=None, hf_token_secret=None,
+                 model_path=None, profile=None, tensor_parallel_size=None, pipeline_parallel_size=None,
+                 nodes=None, gpus_per_node=None, interconnect="ethernet", json_logging=False, storage=None,
+                 allow_independent_downloads=False, model_size_gb=None, ray_port=DEFAULT_RAY_PORT,
+                 extra_values=None, current_values=None):
+    """Render and check multi-node nim-llm values. Returns values, notes and the diff against current_values."""
+    notes = []
+    image = image or {}
+    _check_options(image, image_pull_secret, ngc_api_secret, hf_token_secret, model_path, nodes, gpus_per_node,
+                   interconnect, json_logging, ray_port, storage, notes)
+    _check_parallelism(tensor_parallel_size, pipeline_parallel_size, profile, nodes, gpus_per_node, interconnect)
+    if (tensor_parallel_size or 0) > gpus_per_node:
+        notes.append("Tensor parallelism spans nodes over {0}: make sure NCCL uses it "
+                     "(NCCL_IB_DISABLE=0, NCCL_IB_HCA).".format(interconnect))
 
     model = {"ngcAPISecret": ngc_api_secret, "jsonLogging": False}
     if hf_token_secret:
@@ -427,7 +458,7 @@ def build_values(image=None, image_pull_secret=None, ngc_api_secret=None, hf_tok
         multi["tensorParallelSize"] = tensor_parallel_size
         multi["pipelineParallelSize"] = pipeline_parallel_size
     multi["ray"] = {"port": int(ray_port)}
-    rendered = {"image": {"repository": repository, "tag": str(tag)}}
+    rendered = {"image": {"repository": image["repository"], "tag": str(image["tag"])}}
     if image_pull_secret:
         rendered["imagePullSecrets"] = [{"name": image_pull_secret}]
     rendered["model"] = model
@@ -435,26 +466,6 @@ def build_values(image=None, image_pull_secret=None, ngc_api_secret=None, hf_tok
     rendered["resources"] = {"limits": {GPU_RESOURCE: gpus_per_node}, "requests": {GPU_RESOURCE: gpus_per_node}}
     rendered.update(_storage_values(storage, nodes, allow_independent_downloads, model_size_gb, notes))
 
-    extra = extra_values or {}
-    embedded = _find_embedded_secrets(extra)
-    if embedded:
-        raise InputError(
-            "secret_by_name", "extra_values holds credential values at {0}".format(", ".join(embedded)),
-            "values are stored in the Helm release in plain text and shown in diffs",
-            "remove them; reference Secrets by name (ngc_api_secret, hf_token_secret) instead")
-    for path, given, want in _conflicts(extra, rendered):
-        _refuse_conflict(path, given, want)
-    values = deep_merge(extra, rendered)
-    _check_merged(values, nodes, gpus_per_node)
-
-    before = redact(current_values or {})
-    old, new = dict(_leaves(before)), dict(_leaves(values))
-    changed_paths = sorted(
-        _dotted(path) for path in set(old) | set(new) if old.get(path, KeyError) != new.get(path, KeyError))
-    return {
-        "values": values,
-        "notes": notes,
-        "changed_paths": changed_paths,
-        "diff": {"before": before, "after": values,
-                 "before_header": "deployed values", "after_header": "rendered values"},
-    }
+    values = _merge_extra(extra_values or {}, rendered, nodes, gpus_per_node)
+    changed_paths, diff = _diff(current_values, values)
+    return {"values": values, "notes": notes, "changed_paths": changed_paths, "diff": diff}
