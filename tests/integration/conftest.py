@@ -29,7 +29,7 @@ def run_simcluster(*args: str, env: dict | None = None, timeout: float = 600) ->
     full_env = dict(os.environ)
     full_env.update(env or {})
     return subprocess.run([sys.executable, str(SIMCLUSTER), *args], capture_output=True, text=True,
-                          env=full_env, timeout=timeout)
+                          env=full_env, timeout=timeout, check=False)
 
 
 def sim_status(env: dict | None = None) -> dict:
@@ -76,7 +76,7 @@ class SimCluster:
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
                 timeout: float = 120) -> subprocess.CompletedProcess:
         r = subprocess.run([self.kubectl_bin, f"--kubeconfig={self.kubeconfig}", *args], input=input,
-                           capture_output=True, text=True, timeout=timeout)
+                           capture_output=True, text=True, timeout=timeout, check=False)
         if check and r.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({r.returncode}): {r.stderr}")
         return r

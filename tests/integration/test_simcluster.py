@@ -3,14 +3,12 @@ volumes, the authenticated Helm repository with the test chart, and the up/down 
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
 from conftest import REPO, SimCluster, run_simcluster, sim_status, wait_until
@@ -216,7 +214,7 @@ def test_helm_repo_auth_and_chart_install(sim_cluster: SimCluster, sim_namespace
 
     def helm(*args, stdin=None):
         return subprocess.run([sim_cluster.helm, *args], input=stdin, capture_output=True, text=True,
-                              env=helm_env, timeout=120)
+                              env=helm_env, timeout=120, check=False)
 
     bad = helm("repo", "add", "simbad", sim_cluster.repo_url, "--username", user, "--password-stdin",
                stdin="nvapi-FAKE-wrong-000000000000000000")
@@ -297,6 +295,26 @@ def test_second_instance_up_is_noop_and_down_leaves_nothing(sim_cluster: SimClus
         assert "already up, nothing changed" in second.stdout, second.stdout
         again = sim_status(env)
         assert {n: p["pid"] for n, p in again["processes"].items() if p["alive"]} == pids
+
+        # LWS installed afterwards by someone else (as the collection's lws_install does): the sim's supervisor
+        # starts the local manager once the CRDs exist, and LWS works end to end
+        kc = info["kubeconfig"]
+        manifests = sorted(REPO.glob("roles/lws_install/files/lws-*-manifests.yaml"))[-1]
+        r = subprocess.run([info["kubectl"], f"--kubeconfig={kc}", "apply", "--server-side",
+                            "--field-manager=test-lws-install", "-f", str(manifests)],
+                           capture_output=True, text=True, timeout=120, check=False)
+        assert r.returncode == 0, r.stderr
+        wait_until("local LWS manager started", lambda: sim_status(env)["processes"]["lws-manager"]["alive"],
+                   timeout=60)
+        lws = lws_manifest("late")
+        wait_until("LWS accepted by the webhooks", lambda: subprocess.run(
+            [info["kubectl"], f"--kubeconfig={kc}", "-n", "default", "apply", "-f", "-"], input=lws,
+            capture_output=True, text=True, timeout=60, check=False).returncode == 0, timeout=90, interval=2)
+        w = subprocess.run([info["kubectl"], f"--kubeconfig={kc}", "-n", "default", "wait", "lws/late",
+                            "--for=condition=Available", "--timeout=120s"], capture_output=True, text=True,
+                           timeout=150, check=False)
+        assert w.returncode == 0, w.stderr
+        pids = {n: p["pid"] for n, p in sim_status(env)["processes"].items() if p["alive"]}
     finally:
         down = run_simcluster("down", env=env, timeout=300)
     assert down.returncode == 0, down.stdout + down.stderr

@@ -29,9 +29,9 @@ build_kube() {
   local gomod
   gomod=$(go mod download -json "k8s.io/kubernetes@$v" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
   local m
-  for m in $(sed -n 's|^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*|\1|p' "$gomod"); do
+  while read -r m; do
     go mod edit -replace="$m=$m@v0.$minor"
-  done
+  done < <(sed -n 's|^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*|\1|p' "$gomod")
   go mod edit -require="k8s.io/kubernetes@$v"
   if grep -q '^godebug' "$gomod"; then go mod edit -godebug="$(sed -n 's/^godebug //p' "$gomod")"; fi
   go mod tidy

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Simulated GPU Kubernetes cluster on 127.0.0.1, built from real components.
 
 etcd, kube-apiserver, kube-controller-manager and kube-scheduler are the real binaries built by build.sh;
@@ -407,14 +406,14 @@ def api(method: str, path: str, body: dict | None = None, timeout: float = 10.0)
 
 def api_ok(path: str) -> bool:
     try:
-        status, _ = api("GET", path, timeout=3)
-        return status == 200
+        return api("GET", path, timeout=3)[0] == 200
     except OSError:
         return False
 
 
 def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    r = subprocess.run([KUBECTL, f"--kubeconfig={KUBECONFIG}", *args], input=stdin, capture_output=True, text=True)
+    r = subprocess.run([KUBECTL, f"--kubeconfig={KUBECONFIG}", *args], input=stdin, capture_output=True, text=True,
+                       check=False)
     if check and r.returncode != 0:
         raise SimError(f"kubectl {' '.join(args)} failed: {r.stderr.strip()}")
     return r
@@ -541,7 +540,7 @@ def ensure_helm_repo_content() -> None:
     for args in (["lint", str(CHART_DIR), "--set", "multiNode.tensorParallelSize=8"],
                  ["package", str(CHART_DIR), "-d", str(repo)],
                  ["repo", "index", str(repo), "--url", repo_url()]):
-        r = subprocess.run([helm, *args], capture_output=True, text=True, env=env)
+        r = subprocess.run([helm, *args], capture_output=True, text=True, env=env, check=False)
         if r.returncode != 0:
             raise SimError(f"helm {args[0]} of the test chart failed: {r.stdout}{r.stderr}")
     stamp.write_text(digest)
@@ -827,7 +826,7 @@ def run_egress_proxy() -> int:
         line = head.split(b"\r\n", 1)[0].decode(errors="replace")
         parts = line.split()
         target = parts[1] if len(parts) == 3 and parts[0] == "CONNECT" else ""
-        host, _, port = target.rpartition(":")
+        host, port = target.rpartition(":")[::2]
         ip = await asyncio.to_thread(webhook_cluster_ip)
         if not ip or host != ip or port != "443":
             print(f"refused {line!r} (LWS webhook service is {ip}:443)", flush=True)
@@ -984,7 +983,7 @@ def run_lws_supervisor() -> int:
             token_sa_uid, last_start, backoff = _supervise_once(flag, token_sa_uid, last_start, backoff)
         except Exception as e:  # noqa: BLE001 (keep supervising; the next round retries)
             print(f"supervisor round failed: {type(e).__name__}: {e}", flush=True)
-        for _ in range(10):
+        for _tick in range(10):
             if stopping["now"]:
                 break
             time.sleep(0.2)
@@ -1026,7 +1025,7 @@ def _supervise_once(flag: Path, token_sa_uid, last_start: float, backoff: float)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="start the sim (idempotent)")
     up.add_argument("--nodes", type=int, default=int(os.environ.get("NIMOPS_SIM_NODES", "4")),
