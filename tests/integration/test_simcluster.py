@@ -21,14 +21,14 @@ VERSIONS = dict(
 
 
 def lws_manifest(name: str, size: int = 2, worker_labels: dict | None = None, worker_env: list | None = None,
-                 restart_policy: str = "RecreateGroupOnPodRestart") -> str:
+                 restart_policy: str = "RecreateGroupOnPodRestart", gpus: int = 1) -> str:
     def template(labels: dict | None, env: list | None) -> dict:
         return {
             "metadata": {"labels": labels or {}},
             "spec": {"containers": [{
                 "name": "main", "image": "registry.invalid/sim/serve:1",
                 "env": env or [],
-                "resources": {"limits": {"nvidia.com/gpu": "8"}, "requests": {"nvidia.com/gpu": "8"}},
+                "resources": {"limits": {"nvidia.com/gpu": str(gpus)}, "requests": {"nvidia.com/gpu": str(gpus)}},
             }]},
         }
     return yaml.safe_dump({
@@ -63,7 +63,7 @@ def test_gpu_nodes_ready(sim_cluster: SimCluster):
 
 def test_lws_size_two_becomes_available(sim_cluster: SimCluster, sim_namespace: str):
     ns = sim_namespace
-    sim_cluster.kubectl("-n", ns, "apply", "-f", "-", input=lws_manifest("demo"))
+    sim_cluster.kubectl("-n", ns, "apply", "-f", "-", input=lws_manifest("demo", gpus=8))
     sim_cluster.kubectl("-n", ns, "wait", "lws/demo", "--for=condition=Available", "--timeout=120s", timeout=150)
 
     pods = {p["metadata"]["name"]: p for p in sim_cluster.kubectl_json("-n", ns, "get", "pods")["items"]}
@@ -136,6 +136,21 @@ def test_crashloop_fault_makes_restart_count_rise(sim_cluster: SimCluster, sim_n
     events = sim_cluster.kubectl("-n", ns, "get", "events", "--field-selector",
                                  "involvedObject.name=crashy-0-1,reason=BackOff", "-o", "name").stdout
     assert events.strip()
+
+
+def test_fault_set_on_running_pod_with_message_and_exit_code(sim_cluster: SimCluster, sim_namespace: str):
+    ns = sim_namespace
+    sim_cluster.kubectl("-n", ns, "apply", "-f", "-", input=_pod("p", None))
+    wait_until("pod Ready", lambda: _worker_status(sim_cluster, ns, "p").get("ready"), timeout=60)
+    sim_cluster.set_fault(ns, "p", "crashloop", message="CUDA error: out of memory", exit_code=137)
+    st = wait_until("crash with the given message", lambda: (s := _worker_status(sim_cluster, ns, "p"))
+                    .get("restartCount", 0) >= 1 and s, timeout=60)
+    assert st["lastState"]["terminated"]["exitCode"] == 137
+    assert st["lastState"]["terminated"]["message"] == "CUDA error: out of memory"
+    sim_cluster.clear_fault(ns, "p")
+    count = _worker_status(sim_cluster, ns, "p")["restartCount"]
+    time.sleep(15)  # longer than one crash cycle: no further crash once the label is gone
+    assert _worker_status(sim_cluster, ns, "p")["restartCount"] <= count + 1
 
 
 def test_json_logging_crashes_workers_only(sim_cluster: SimCluster, sim_namespace: str):

@@ -325,7 +325,14 @@ def write_configs() -> list[str]:
 
 
 def kwok_stage_dir() -> Path:
-    gomodcache = subprocess.run(["go", "env", "GOMODCACHE"], check=True, capture_output=True, text=True).stdout.strip()
+    gomodcache = os.environ.get("GOMODCACHE")
+    if not gomodcache:
+        go = shutil.which("go") or "/usr/local/go/bin/go"
+        try:
+            gomodcache = subprocess.run([go, "env", "GOMODCACHE"], check=True, capture_output=True,
+                                        text=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            gomodcache = str(Path.home() / "go" / "pkg" / "mod")
     d = Path(gomodcache) / f"sigs.k8s.io/kwok@{versions()['KWOK_VERSION']}" / "kustomize" / "stage"
     if not d.is_dir():
         raise SimError(f"KWOK stage files not found in {d}: run `make sim-build` (it fills the Go module cache)")
