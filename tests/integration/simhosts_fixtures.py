@@ -1,0 +1,160 @@
+"""Fixtures and helpers of the bare-Docker integration tests: the simulated hosts of tests/simhosts.
+
+`sim_hosts` (session scope) brings up two simulated hosts (network namespaces with sshd and a podman engine
+each), reusing hosts that are already up, and stops them at the end only if this session started them
+(NIMOPS_SIMHOSTS_KEEP=1 leaves them running). The test image and the tiny model are built once and cached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SIMHOSTS = REPO / "tests" / "simhosts"
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+HOST_RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+N_HOSTS = 2
+
+
+def _simhosts(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SIMHOSTS / "simhosts.py"), *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def collections_root() -> Path:
+    """An ansible_collections/nimops/multinode tree pointing at this checkout."""
+    root = Path(tempfile.gettempdir()) / f"nimops-ac-{os.getuid()}"
+    link = root / "ansible_collections" / "nimops" / "multinode"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink() or link.resolve() != REPO:
+        if link.is_symlink():
+            link.unlink()
+        link.symlink_to(REPO)
+    return root
+
+
+# The collection's pure logic (e.g. the `ray status` parser) is imported by the tests under its real name.
+if str(collections_root()) not in sys.path:
+    sys.path.append(str(collections_root()))
+
+
+@dataclass
+class PlayResult:
+    rc: int
+    out: str
+    seconds: float
+
+    def recap(self) -> dict:
+        """host -> {ok, changed, unreachable, failed} from the last PLAY RECAP."""
+        tail = self.out[self.out.rfind("PLAY RECAP"):]
+        rows = HOST_RECAP.findall(tail)
+        assert rows, f"no play recap in output:\n{self.out[-4000:]}"
+        return {h: dict(zip(("ok", "changed", "unreachable", "failed"), map(int, v))) for h, *v in rows}
+
+    def changed(self) -> dict:
+        return {h: r["changed"] for h, r in self.recap().items()}
+
+
+@dataclass
+class SimHosts:
+    info: dict
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.info["hosts"])
+
+    def ip(self, host: str) -> str:
+        return self.info["hosts"][host]["ansible_host"]
+
+    def engine(self, host: str) -> docker.DockerClient:
+        """Docker SDK client on the host's own engine (podman's Docker-compatible API inside its namespace)."""
+        return docker.DockerClient(base_url=self.info["hosts"][host]["docker_host"], timeout=120)
+
+    def host_path(self, host: str, path: str) -> Path:
+        """Where a path under /etc/nimops or /var/lib/nimops of a simulated host lives on this machine."""
+        for private in ("/etc/nimops", "/var/lib/nimops"):
+            if path == private or path.startswith(private + "/"):
+                base = Path(self.info["hosts"][host]["state_dir"]) / "fs" / private.strip("/").replace("/", "-")
+                return base / path[len(private):].lstrip("/")
+        return Path(path)
+
+    def containers(self, host: str) -> list:
+        return self.engine(host).containers.list(all=True)
+
+    def inventory(self, path: Path, group_vars: dict, replica: str = "replica1") -> Path:
+        """A replica group holding every simulated host (the first is the leader), reached over SSH."""
+        inv = {"nim_docker": {
+            "vars": {
+                "ansible_user": "root",
+                "ansible_ssh_private_key_file": self.info["ssh_key"],
+                "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+                "ansible_python_interpreter": "/usr/bin/python3",
+                "nim_docker_replica_group": replica,
+                **group_vars,
+            },
+            "children": {replica: {"hosts": {h: {"ansible_host": self.ip(h)} for h in self.names}}},
+        }}
+        path.write_text(yaml.safe_dump(inv, sort_keys=False))
+        return path
+
+
+def run_playbook(inventory: Path, playbook: str, *, check: bool = False, diff: bool = False,
+                 verbosity: int = 0, env: dict | None = None, timeout: float = 1500) -> PlayResult:
+    full_env = dict(os.environ)
+    full_env.update({
+        "ANSIBLE_COLLECTIONS_PATH": str(collections_root()),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + full_env.get("PATH", ""),
+    })
+    for name in ("NGC_API_KEY", "HF_TOKEN", "DOCKER_HOST"):
+        full_env.pop(name, None)
+    full_env.update(env or {})
+    cmd = [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(REPO / "playbooks" / playbook)]
+    cmd += (["--check"] if check else []) + (["--diff"] if diff else []) + (["-" + "v" * verbosity] if verbosity else [])
+    start = time.monotonic()
+    r = subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout, cwd=str(REPO))
+    return PlayResult(r.returncode, r.stdout + r.stderr, time.monotonic() - start)
+
+
+def model_cache_dir() -> Path:
+    r = subprocess.run([str(SIMHOSTS / "make-model.sh")], capture_output=True, text=True, timeout=3600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return Path(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def sim_hosts() -> SimHosts:
+    status = _simhosts("status", timeout=120)
+    info = json.loads(_simhosts("inventory", timeout=60).stdout or "{}")
+    started = False
+    if status.returncode != 0 or len(info.get("hosts", {})) < N_HOSTS:
+        r = _simhosts("up", "--hosts", str(N_HOSTS))
+        if r.returncode != 0:
+            pytest.fail(f"simulated hosts failed to start:\n{r.stdout}\n{r.stderr}")
+        started = True
+        info = json.loads(_simhosts("inventory", timeout=60).stdout)
+    hosts = SimHosts(info=info)
+    yield hosts
+    if started and os.environ.get("NIMOPS_SIMHOSTS_KEEP") != "1":
+        r = _simhosts("down", timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.fixture(scope="session")
+def tiny_model_cache(sim_hosts: SimHosts) -> Path:
+    """The host directory holding the generated tiny Llama (mounted as the model cache)."""
+    return model_cache_dir()
