@@ -681,7 +681,9 @@ def cmd_up(args) -> int:
         kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=nimops-sim", "-f", str(lws_manifests()))
         changes.append("installed LWS manifests")
         wait_for("LWS CRDs established", lws_crds_established, 60)
-    if lws_crds_established():
+    if p("lws-manager.disabled").exists():
+        log("the local LWS manager is kept stopped (`simcluster.py lws-manager start` resumes it)")
+    elif lws_crds_established():
         wait_for("LWS manager ready (webhook certs injected)", lws_manager_ready, 120, interval=1,
                  proc="lws-supervisor")
     total = time.monotonic() - t0
@@ -707,7 +709,8 @@ def cmd_down(args) -> int:
     if not args.keep_data:
         shutil.rmtree(p("etcd-data"), ignore_errors=True)
         shutil.rmtree(p("lws-certs"), ignore_errors=True)
-        p("lws-manager.disabled").unlink(missing_ok=True)
+        for name in ("lws-manager.disabled", "lws-manager.kubeconfig", "lws-manager.sa-uid"):
+            p(name).unlink(missing_ok=True)
     log(f"stopped: {', '.join(stopped) or 'nothing was running'}")
     return 0
 
