@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from awx_runner import AwxJob, credential_type, job_template
+from simhosts_fixtures import sim_hosts, tiny_model_cache  # noqa: F401  (fixtures)
 
 LOCALHOST = {"all": {"hosts": {"localhost": {"ansible_connection": "local",
                                              "ansible_python_interpreter": "{{ ansible_playbook_python }}"}}}}
@@ -134,3 +135,64 @@ def test_deploy_diagnose_teardown_templates_on_the_sim_cluster(tmp_path, awx_clu
 
     # Checked last so the steps above are proven either way: the relaunch changed nothing.
     assert again.changed_tasks() == [], again.stats()["changed"]
+
+
+# --- deploy / teardown on the simulated Docker hosts --------------------------------------------
+
+def test_docker_templates_on_the_sim_hosts(tmp_path, sim_hosts, tiny_model_cache):  # noqa: F811
+    import requests
+
+    name = "awx" + uuid.uuid4().hex[:6]
+    ngc = "nvapi-FAKE-" + "0" * 50 + uuid.uuid4().hex[:8]
+    leader = sim_hosts.names[0]
+    # The controller's inventory for the hosts: the deployment in group vars, one group per replica.
+    # No user and no key here: the Machine credential supplies both (-u, and the key through ssh-agent).
+    inventory = {"nim_docker": {
+        "vars": {
+            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+            "ansible_python_interpreter": "/usr/bin/python3",
+            "nim_docker_replica_group": "replica1",
+            "nim_docker_name": name,
+            "nim_docker_engine": "vllm",
+            "nim_docker_image": sim_hosts.info["image"],
+            "nim_docker_gpus_per_node": 0,
+            "nim_docker_shm_size": "1g",
+            "nim_docker_object_store_memory": 256 * 1024 * 1024,
+            "nim_docker_model_cache_dir": str(tiny_model_cache),
+            "nim_docker_model_cache_mount": "/models",
+            "nim_docker_model": "/models/tiny-llama",
+            "nim_docker_served_model_name": "tiny",
+            "nim_docker_distributed_executor_backend": "uni",
+            "nim_docker_server_extra_args": ["--dtype", "float32", "--max-model-len", "128", "--enforce-eager"],
+            "nim_docker_server_env": {"VLLM_CPU_KVCACHE_SPACE": "1"},
+        },
+        "children": {"replica1": {"hosts": {h: {"ansible_host": sim_hosts.ip(h)} for h in sim_hosts.names}}},
+    }}
+    machine = {"username": "root", "ssh_key_data": Path(sim_hosts.info["ssh_key"]).read_text()}
+
+    def launch(template, pdd, creds):
+        return AwxJob(private_data_dir=tmp_path / pdd, template=job_template(template), inventory=inventory,
+                      credentials=creds, machine=machine, answers={"nim_docker_hosts": "nim_docker"},
+                      timeout=1800).run()
+
+    try:
+        result = launch("deploy-nim-docker", "deploy", [(credential_type(), {"ngc_api_key": ngc})])
+        assert result.status == "successful", result.stdout[-4000:]
+        key_line = machine["ssh_key_data"].splitlines()[1]  # a line of the private key's body
+        assert result.leaks(ngc, key_line) == []
+        # As the controller runs it: the key through ssh-agent, the user from the credential.
+        command = " ".join(result.process()["command"])
+        assert command.startswith("ssh-agent sh -c") and "ssh-add" in command and "-u root" in command
+        # The injected key reached the hosts only as the root-only env file.
+        env_file = sim_hosts.host_path(leader, "/etc/nimops/%s.env" % name)
+        assert "NGC_API_KEY=%s" % ngc in env_file.read_text()
+        assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+        r = requests.post("http://%s:8000/v1/completions" % sim_hosts.ip(leader),
+                          json={"model": "tiny", "prompt": "ray", "max_tokens": 3, "temperature": 0}, timeout=60)
+        assert r.status_code == 200 and r.json()["choices"], r.text
+    finally:
+        down = launch("teardown-nim-docker", "teardown", [])
+    assert down.status == "successful", down.stdout[-4000:]
+    for host in sim_hosts.names:
+        assert [c.name for c in sim_hosts.containers(host) if c.name.startswith(name + "-")] == []
+        assert not sim_hosts.host_path(host, "/etc/nimops/%s.env" % name).exists()

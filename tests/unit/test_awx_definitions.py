@@ -157,8 +157,9 @@ def test_templates_use_the_credentials_their_playbooks_need():
         text = (REPO / "playbooks" / ("%s.yml" % name)).read_text()
         reads_secrets = "NGC_API_KEY" in text or "nim_secrets" in text
         assert ("NIM credentials" in used) == reads_secrets, name
-        # Every playbook except the planner talks to a cluster.
-        assert ("NIM cluster" in used) == (name != "plan-nim"), name
+        # Kubernetes playbooks use the cluster credential, bare-host ones the SSH (machine) credential.
+        assert ("NIM cluster" in used) == (name in ("deploy-nim", "teardown-nim", "diagnose-nim")), name
+        assert ("NIM hosts (SSH)" in used) == name.endswith("-docker"), name
 
 
 def test_every_job_template_has_a_distinct_name():
