@@ -126,3 +126,6 @@ def test_collection_artifact_does_not_break_another_environments_introspection(c
                    capture_output=True, text=True, timeout=120, check=True)
     proc = _introspect(context, tmp_path)
     assert proc.returncode == 0, proc.stderr[-1500:]
+    # Nothing of the controller toolchain is passed off as the collection's run-time requirements.
+    data = yaml.safe_load(proc.stdout)
+    assert [line for line in data["python"] + data["system"] if "nimops.multinode" in line] == []
