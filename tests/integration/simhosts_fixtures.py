@@ -7,6 +7,8 @@ each), reusing hosts that are already up, and stops them at the end only if this
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -89,6 +91,26 @@ class SimHosts:
                 base = Path(self.info["hosts"][host]["state_dir"]) / "fs" / private.strip("/").replace("/", "-")
                 return base / path[len(private):].lstrip("/")
         return Path(path)
+
+    @contextlib.contextmanager
+    def exclusive(self, timeout: float = 1800):
+        """Hold the hosts for one deployment at a time: Ray's pinned ports and the server port are per host,
+        so two clusters deployed at once by concurrent test sessions would break each other."""
+        lock = Path(self.info["hosts"][self.names[0]]["state_dir"]).parent / "deployments.lock"
+        with open(lock, "a") as handle:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"simulated hosts still busy after {timeout}s ({lock})")
+                    time.sleep(2)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def containers(self, host: str) -> list:
         return self.engine(host).containers.list(all=True)

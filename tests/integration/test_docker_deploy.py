@@ -48,9 +48,10 @@ def deployment(sim_hosts: SimHosts, tiny_model_cache: Path, tmp_path_factory) ->
         "nim_docker_server_extra_args": ["--dtype", "float32", "--max-model-len", "128", "--enforce-eager"],
         "nim_docker_server_env": {"VLLM_CPU_KVCACHE_SPACE": "1"},
     })
-    yield {"inventory": inv, "hosts": sim_hosts, "cache": tiny_model_cache}
-    # Whatever happened, leave no containers of this test behind.
-    run_playbook(inv, "teardown-nim-docker.yml")
+    with sim_hosts.exclusive():
+        yield {"inventory": inv, "hosts": sim_hosts, "cache": tiny_model_cache}
+        # Whatever happened, leave no containers of this test behind.
+        run_playbook(inv, "teardown-nim-docker.yml")
 
 
 def play(dep: dict, playbook: str = "deploy-nim-docker.yml", **kw):
