@@ -133,6 +133,14 @@ def test_crashloop_fault_makes_restart_count_rise(sim_cluster: SimCluster, sim_n
                lambda: _worker_status(sim_cluster, ns, "crashy-0-1").get("restartCount", 0) >= first + 2, timeout=60)
     leader = _worker_status(sim_cluster, ns, "crashy-0")
     assert leader["restartCount"] == 0 and leader["ready"] is True
+    # the kubelet keeps the last crash in lastState while the container runs again
+    wait_until("worker running again with lastState kept", lambda: (s := _worker_status(sim_cluster, ns, "crashy-0-1"))
+               .get("state", {}).get("running") and s["lastState"]["terminated"]["exitCode"] == 1, timeout=60,
+               interval=0.2)
+    # container logs through the API server -> egress -> KWOK's kubelet server
+    prev = wait_until("previous logs", lambda: sim_cluster.kubectl("-n", ns, "logs", "crashy-0-1", "--previous",
+                                                                   check=False).stdout, timeout=30)
+    assert term["message"] in prev, prev
     events = sim_cluster.kubectl("-n", ns, "get", "events", "--field-selector",
                                  "involvedObject.name=crashy-0-1,reason=BackOff", "-o", "name").stdout
     assert events.strip()
@@ -160,6 +168,9 @@ def test_json_logging_crashes_workers_only(sim_cluster: SimCluster, sim_namespac
     st = wait_until("JSONL worker crash",
                     lambda: (s := _worker_status(sim_cluster, ns, "jl-0-1")).get("restartCount", 0) >= 1 and s, timeout=90)
     assert "NIM_JSONL_LOGGING" in st["lastState"]["terminated"]["message"]
+    prev = wait_until("previous logs", lambda: sim_cluster.kubectl("-n", ns, "logs", "jl-0-1", "--previous",
+                                                                   check=False).stdout, timeout=30)
+    assert prev.startswith('{"level": "INFO"') and "NIM_JSONL_LOGGING" in prev, prev
     assert _worker_status(sim_cluster, ns, "jl-0")["restartCount"] == 0
 
 
@@ -195,6 +206,9 @@ def test_imagepull_and_neverready_faults(sim_cluster: SimCluster, sim_namespace:
     st = wait_until("never-ready pod Running", nr_status, timeout=60)
     time.sleep(3)  # give pod-ready a chance to (wrongly) fire
     st = nr_status()
+    logs = wait_until("never-ready logs", lambda: sim_cluster.kubectl("-n", ns, "logs", "nr", check=False).stdout,
+                      timeout=30)
+    assert "/v1/health/ready -> 503" in logs, logs
     ready = [c for c in st["conditions"] if c["type"] == "Ready"][0]
     assert ready["status"] == "False" and st["containerStatuses"][0]["ready"] is False
     assert "running" in st["containerStatuses"][0]["state"]

@@ -42,6 +42,7 @@ LWS_MANIFESTS_GLOB = "roles/lws_install/files/lws-v*-manifests.yaml"
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 
 HOST = "127.0.0.1"
+NODE_IP = "192.0.2.1"  # TEST-NET-1: never routed; the API server reaches the KWOK kubelet server via egress-proxy
 BASE_PORTS = {
     "etcd": 2379,
     "etcd-peer": 2380,
@@ -51,6 +52,7 @@ BASE_PORTS = {
     "lws-webhook": 9443,
     "lws-health": 8081,
     "helm-repo": 8879,
+    "kubelet": 10250,
 }
 
 
@@ -80,8 +82,9 @@ MAX_NODES = 64
 # lws-manager is started by lws-supervisor, not by `up`.
 ORDER = [
     "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok",
-    "egress-proxy", "helm-repo", "lws-manager", "lws-supervisor",
+    "egress-proxy", "helm-repo", "pod-logs", "lws-manager", "lws-supervisor",
 ]
+HELPERS = ("egress-proxy", "helm-repo", "pod-logs", "lws-supervisor")
 
 
 class SimError(Exception):
@@ -196,7 +199,7 @@ def start_process(name: str, argv: list[str], env: dict | None = None, marker: s
     )
     logf.close()
     rec = {"pid": proc.pid, "exe": os.path.realpath(argv[0]), "marker": marker, "started": time.time(),
-           "code": code}
+           "code": code, "argv": argv}
     tmp = pidfile(name).with_suffix(".tmp")
     tmp.write_text(json.dumps(rec))
     tmp.replace(pidfile(name))
@@ -273,6 +276,17 @@ def ensure_pki() -> None:
     _openssl("genrsa", "-out", "sa.key", "2048")
     _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
     (PKI / "done").write_text("")
+
+
+def ensure_kubelet_cert() -> None:
+    """Serving certificate of the KWOK kubelet server, for the address the fake nodes report."""
+    if (PKI / "kubelet.crt").exists():
+        return
+    (PKI / "kubelet.ext").write_text(f"subjectAltName=IP:{NODE_IP},IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "kubelet.key", "-out", "kubelet.csr",
+             "-subj", "/CN=nimops-sim-kubelet")
+    _openssl("x509", "-req", "-in", "kubelet.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+             "-days", "3650", "-extfile", "kubelet.ext", "-out", "kubelet.crt")
 
 
 def write_kubeconfig() -> None:
@@ -357,6 +371,10 @@ def kwok_config() -> str:
                 "values": ["imagepull", "neverready"]})
         docs.append(doc)
     docs.extend(yaml.safe_load_all((HERE / "fault-stages.yaml").read_text()))
+    # container logs of pods without a Logs object of their own (see run_pod_logs)
+    docs.append({"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterLogs",
+                 "metadata": {"name": "sim-default-logs"},
+                 "spec": {"logs": [{"containers": [], "logsFile": str(p("pod-logs", "default.log"))}]}})
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
@@ -456,24 +474,21 @@ def port_listening(port: int) -> bool:
 # ---------------------------------------------------------------- components
 
 
-def start_etcd() -> None:
-    p("etcd-data").mkdir(parents=True, exist_ok=True)
-    os.chmod(p("etcd-data"), 0o700)
+def argv_etcd() -> list[str]:
     c, pe = PORTS["etcd"], PORTS["etcd-peer"]
-    start_process("etcd", [
+    return [
         str(binary("etcd")), "--name=sim", f"--data-dir={p('etcd-data')}",
         f"--listen-client-urls=http://{HOST}:{c}", f"--advertise-client-urls=http://{HOST}:{c}",
         f"--listen-peer-urls=http://{HOST}:{pe}", f"--initial-advertise-peer-urls=http://{HOST}:{pe}",
         f"--initial-cluster=sim=http://{HOST}:{pe}", "--listen-metrics-urls=",
         # a throwaway test cluster on a shared 2-core machine: durability is not wanted, speed is
         "--unsafe-no-fsync", "--quota-backend-bytes=4294967296", "--log-level=warn",
-    ])
-    wait_for("etcd health", lambda: http_ok(f"http://{HOST}:{c}/health"), 30, proc="etcd")
+    ]
 
 
-def start_apiserver() -> None:
+def argv_apiserver() -> list[str]:
     k = PKI
-    start_process("kube-apiserver", [
+    return [
         str(binary("kube-apiserver")), f"--etcd-servers=http://{HOST}:{PORTS['etcd']}",
         f"--bind-address={HOST}", f"--advertise-address={HOST}", f"--secure-port={PORTS['kube-apiserver']}",
         f"--tls-cert-file={k / 'apiserver.crt'}", f"--tls-private-key-file={k / 'apiserver.key'}",
@@ -482,39 +497,75 @@ def start_apiserver() -> None:
         f"--service-account-key-file={k / 'sa.pub'}", f"--service-account-signing-key-file={k / 'sa.key'}",
         "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=Node,RBAC", "--allow-privileged=true",
         "--endpoint-reconciler-type=none",
-        # webhook Services are dialled through this egress (see egress-proxy)
+        # webhook Services and kubelets are dialled through this egress (see egress-proxy)
         f"--egress-selector-config-file={p('egress-selector.yaml')}",
+        # the KWOK kubelet server's certificate is verified like a real kubelet's
+        f"--kubelet-certificate-authority={k / 'ca.crt'}",
+        f"--kubelet-client-certificate={k / 'admin.crt'}", f"--kubelet-client-key={k / 'admin.key'}",
         f"--cert-dir={p('apiserver-certs')}",
-    ])
-    wait_for("kube-apiserver /readyz", lambda: api_ok("/readyz"), 120, interval=1, proc="kube-apiserver")
+    ]
 
 
-def start_kcm() -> None:
-    start_process("kube-controller-manager", [
+def argv_kcm() -> list[str]:
+    return [
         str(binary("kube-controller-manager")), f"--kubeconfig={KUBECONFIG}",
         f"--authentication-kubeconfig={KUBECONFIG}", f"--authorization-kubeconfig={KUBECONFIG}",
         "--leader-elect=false", f"--bind-address={HOST}", f"--secure-port={PORTS['kube-controller-manager']}",
         f"--root-ca-file={PKI / 'ca.crt'}", f"--service-account-private-key-file={PKI / 'sa.key'}",
         "--controllers=*", "--use-service-account-credentials=false",
         f"--cert-dir={p('kcm-certs')}",
-    ])
+    ]
 
 
-def start_scheduler() -> None:
-    start_process("kube-scheduler", [
+def argv_scheduler() -> list[str]:
+    return [
         str(binary("kube-scheduler")), f"--kubeconfig={KUBECONFIG}",
         f"--authentication-kubeconfig={KUBECONFIG}", f"--authorization-kubeconfig={KUBECONFIG}",
         "--leader-elect=false", f"--bind-address={HOST}", f"--secure-port={PORTS['kube-scheduler']}",
         f"--cert-dir={p('scheduler-certs')}",
-    ])
+    ]
 
 
-def start_kwok() -> None:
-    start_process("kwok", [
+def argv_kwok() -> list[str]:
+    return [
         str(binary("kwok")), f"--kubeconfig={KUBECONFIG}", f"--config={p('kwok.yaml')}",
-        "--manage-all-nodes=true", "--cidr=10.244.0.0/16", "--node-ip=192.0.2.1",
+        "--manage-all-nodes=true", "--cidr=10.244.0.0/16", f"--node-ip={NODE_IP}",
         "--node-lease-duration-seconds=40",
-    ])
+        # kubelet API (container logs) for all fake nodes; per-pod logs come from Logs objects (pod-logs helper)
+        f"--server-address={HOST}:{PORTS['kubelet']}", f"--node-port={PORTS['kubelet']}",
+        f"--tls-cert-file={PKI / 'kubelet.crt'}", f"--tls-private-key-file={PKI / 'kubelet.key'}",
+        "--enable-crds=Logs",
+    ]
+
+
+COMPONENTS = {  # name: (argv builder, readiness check, timeout)
+    "etcd": (argv_etcd, lambda: http_ok(f"http://{HOST}:{PORTS['etcd']}/health"), 30),
+    "kube-apiserver": (argv_apiserver, lambda: api_ok("/readyz"), 120),
+    "kube-controller-manager": (argv_kcm, None, 0),
+    "kube-scheduler": (argv_scheduler, None, 0),
+    "kwok": (argv_kwok, lambda: port_listening(PORTS["kubelet"]), 60),
+}
+
+
+def start_component(name: str) -> None:
+    argv_fn, ready, timeout = COMPONENTS[name]
+    if name == "etcd":
+        p("etcd-data").mkdir(parents=True, exist_ok=True)
+        os.chmod(p("etcd-data"), 0o700)
+    if name == "kwok":
+        ensure_kwok_crds()
+    start_process(name, argv_fn())
+    if ready:
+        wait_for(f"{name} ready", ready, timeout, interval=0.5, proc=name)
+
+
+def ensure_kwok_crds() -> None:
+    """KWOK's Logs CRD (per-pod container logs, written by the pod-logs helper)."""
+    if api_ok("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/logs.kwok.x-k8s.io"):
+        return
+    crd = kwok_stage_dir().parent / "crd" / "bases" / "kwok.x-k8s.io_logs.yaml"
+    kubectl("apply", "--server-side", "--field-manager=nimops-sim", "-f", str(crd))
+    wait_for("KWOK Logs CRD established", lambda: api_ok("/apis/kwok.x-k8s.io/v1alpha1/logs"), 30)
 
 
 def script_digest() -> str:
@@ -637,10 +688,11 @@ def cmd_up(args) -> int:
         raise SimError("missing binaries: " + ", ".join(missing) + "; build them with `make sim-build`")
     STATE.mkdir(parents=True, exist_ok=True)
     ensure_pki()
+    ensure_kubelet_cert()
     write_kubeconfig()
     reconfigured = [n for n in write_configs() if alive(n)]
     # helpers running an older version of this script
-    reconfigured += [n for n in ("egress-proxy", "helm-repo", "lws-supervisor")
+    reconfigured += [n for n in HELPERS
                      if alive(n) and (read_record(n) or {}).get("code") != script_digest()]
     for name in reconfigured:
         log(f"configuration or code of {name} changed: restarting it")
@@ -650,15 +702,20 @@ def cmd_up(args) -> int:
     settings = {"nodes": args.nodes, "lws_install": not args.no_lws_install}
     _write_if_changed(p("settings.json"), json.dumps(settings) + "\n")
 
+    # components started with other flags than this version of the script gives them
+    for name, (argv_fn, _ready, _timeout) in COMPONENTS.items():
+        rec = read_record(name)
+        if record_alive(rec) and rec.get("argv") != argv_fn():
+            log(f"flags of {name} changed: restarting it")
+            stop_process(name)
+            reconfigured.append(name)
     started = []
-    for name, fn in (("etcd", start_etcd), ("kube-apiserver", start_apiserver),
-                     ("kube-controller-manager", start_kcm), ("kube-scheduler", start_scheduler),
-                     ("kwok", start_kwok)):
+    for name in COMPONENTS:
         if not alive(name):
             log(f"starting {name}")
-            fn()
+            start_component(name)
             started.append(name)
-    for name in ("egress-proxy", "helm-repo", "lws-supervisor"):
+    for name in HELPERS:
         if not alive(name):
             log(f"starting {name}")
             start_helper(name)
@@ -722,8 +779,7 @@ def status_info() -> dict:
         live = record_alive(rec)
         procs[name] = {"pid": rec["pid"] if rec else None, "alive": live, "rss_kib": _rss_kib(rec["pid"]) if live else None,
                        "exe": rec["exe"] if rec else None, "log": str(p("logs", f"{name}.log"))}
-    core = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok",
-            "egress-proxy", "helm-repo", "lws-supervisor"]
+    core = [*COMPONENTS, *HELPERS]
     try:
         settings = json.loads(p("settings.json").read_text())
     except (OSError, ValueError):
@@ -796,8 +852,9 @@ def _install_term_handler() -> None:
 def run_egress_proxy() -> int:
     """HTTP CONNECT proxy on a unix socket for the apiserver's `cluster` egress.
 
-    Only CONNECTs to the ClusterIP:443 of Service lws-system/lws-webhook-service are forwarded (to the local LWS
-    manager's webhook port); everything else is refused with 403.
+    Only two targets are forwarded: the ClusterIP:443 of Service lws-system/lws-webhook-service (to the local LWS
+    manager's webhook port) and the fake nodes' kubelet address (to KWOK's kubelet server); everything else is
+    refused with 403.
     """
     _install_term_handler()
     sock_path = p("egress.sock")
@@ -837,22 +894,26 @@ def run_egress_proxy() -> int:
         parts = line.split()
         target = parts[1] if len(parts) == 3 and parts[0] == "CONNECT" else ""
         host, port = target.rpartition(":")[::2]
-        ip = await asyncio.to_thread(webhook_cluster_ip)
-        if not ip or host != ip or port != "443":
-            print(f"refused {line!r} (LWS webhook service is {ip}:443)", flush=True)
-            writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
-            await writer.drain()
-            writer.close()
-            return
+        if (host, port) == (NODE_IP, str(PORTS["kubelet"])):
+            upstream = PORTS["kubelet"]  # a fake node's kubelet API: KWOK's server
+        else:
+            ip = await asyncio.to_thread(webhook_cluster_ip)
+            if not ip or host != ip or port != "443":
+                print(f"refused {line!r} (LWS webhook service is {ip}:443)", flush=True)
+                writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+                writer.close()
+                return
+            upstream = PORTS["lws-webhook"]
         try:
-            up_r, up_w = await asyncio.wait_for(asyncio.open_connection(HOST, PORTS["lws-webhook"]), 5)
+            up_r, up_w = await asyncio.wait_for(asyncio.open_connection(HOST, upstream), 5)
         except (OSError, asyncio.TimeoutError) as e:
-            print(f"upstream {HOST}:{PORTS['lws-webhook']} unavailable for {target}: {e}", flush=True)
+            print(f"upstream {HOST}:{upstream} unavailable for {target}: {e}", flush=True)
             writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
             await writer.drain()
             writer.close()
             return
-        print(f"forwarded {line!r} to {HOST}:{PORTS['lws-webhook']}", flush=True)
+        print(f"forwarded {line!r} to {HOST}:{upstream}", flush=True)
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         await writer.drain()
         await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
@@ -909,6 +970,114 @@ def run_helm_repo() -> int:
     print(f"helm repository on {repo_url()} serving {root}", flush=True)
     srv.serve_forever()
     return 0
+
+
+def _cri_lines(when: str, lines: list[str]) -> str:
+    """Container log lines in the CRI file format that KWOK's kubelet server reads."""
+    ts = (when or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())).replace("Z", ".000000000Z")
+    return "".join(f"{ts} stdout F {line}\n" for line in lines)
+
+
+def _pod_fault(pod: dict) -> str | None:
+    labels = pod["metadata"].get("labels") or {}
+    fault = labels.get("sim.nimops.test/fault")
+    if fault in ("crashloop", "neverready"):
+        return fault
+    if labels.get("leaderworkerset.sigs.k8s.io/worker-index", "0") != "0" and any(
+            e.get("name") == "NIM_JSONL_LOGGING" and e.get("value") == "1"
+            for c in pod["spec"]["containers"] for e in c.get("env") or []):
+        return "crashloop"
+    return None
+
+
+def _write_if_different(path: Path, text: str) -> None:
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def _write_pod_logs(pod: dict, fault: str) -> dict:
+    """Write the log files of a faulted pod's containers; returns the Logs spec pointing at them."""
+    d = p("pod-logs", pod["metadata"]["uid"])
+    d.mkdir(parents=True, exist_ok=True)
+    statuses = {c["name"]: c for c in pod.get("status", {}).get("containerStatuses") or []}
+    jsonl = any(e.get("name") == "NIM_JSONL_LOGGING" and e.get("value") == "1"
+                for c in pod["spec"]["containers"] for e in c.get("env") or [])
+    entries = []
+    for c in pod["spec"]["containers"]:
+        name = c["name"]
+        st = statuses.get(name, {})
+        start = [f"nimops-sim: container {name} ({c['image']}) simulated on fake node {pod['spec'].get('nodeName')}"]
+        if jsonl:
+            start = [json.dumps({"level": "INFO", "logger": "nimops-sim", "message": m}) for m in start]
+        current = list(start)
+        if fault == "neverready":
+            current.append("nimops-sim: readiness check failing: GET /v1/health/ready -> 503 (not ready)")
+        _write_if_different(d / f"{name}.log",
+                            _cri_lines((st.get("state", {}).get("running") or {}).get("startedAt"), current))
+        entry = {"containers": [name], "logsFile": str(d / f"{name}.log")}
+        term = (st.get("lastState") or {}).get("terminated")
+        if fault == "crashloop" and term:
+            previous = [*start, "Traceback (most recent call last):", f"RuntimeError: {term.get('message', '')}"]
+            _write_if_different(d / f"{name}.previous.log", _cri_lines(term.get("finishedAt"), previous))
+            entry["previousLogsFile"] = str(d / f"{name}.previous.log")
+        entries.append(entry)
+    return {"logs": entries}
+
+
+def run_pod_logs() -> int:
+    """Container logs for faulted pods, served by KWOK's kubelet server: keeps a kwok.x-k8s.io Logs object per
+    crash-looping or never-ready pod pointing at files written here (`kubectl logs [--previous]` then shows the
+    crash), and the default log file every other pod gets."""
+    _install_term_handler()
+    p("pod-logs").mkdir(exist_ok=True)
+    default = p("pod-logs", "default.log")
+    if not default.exists():
+        default.write_text(_cri_lines("", ["nimops-sim: simulated container on a fake node (KWOK); no process runs"]))
+    print("pod-logs running", flush=True)
+    while True:
+        try:
+            _pod_logs_round()
+        except Exception as e:  # noqa: BLE001 (keep going; the next round retries)
+            print(f"pod-logs round failed: {type(e).__name__}: {e}", flush=True)
+        time.sleep(2)
+
+
+def _pod_logs_round() -> None:
+    pods = {}
+    for selector in ("sim.nimops.test/fault", "leaderworkerset.sigs.k8s.io/worker-index"):
+        status, obj = api("GET", f"/api/v1/pods?labelSelector={selector}")
+        if status == 200:
+            pods.update({x["metadata"]["uid"]: x for x in obj["items"]})
+    seen = set()
+    for uid, pod in pods.items():
+        fault = _pod_fault(pod)
+        if not fault or pod["metadata"].get("deletionTimestamp"):
+            continue
+        seen.add(uid)
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        spec = _write_pod_logs(pod, fault)
+        path = f"/apis/kwok.x-k8s.io/v1alpha1/namespaces/{ns}/logs/{name}"
+        status, cur = api("GET", path)
+        if status == 200 and cur.get("spec") == spec:
+            continue
+        body = {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs",
+                "metadata": {"name": name, "namespace": ns, "labels": {"sim.nimops.test/pod-logs": "true"}},
+                "spec": spec}
+        if status == 200:
+            body["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
+            api("PUT", path, body)
+        else:
+            api("POST", f"/apis/kwok.x-k8s.io/v1alpha1/namespaces/{ns}/logs", body)
+        print(f"logs for {ns}/{name} ({fault})", flush=True)
+    live = {(pods[u]["metadata"]["namespace"], pods[u]["metadata"]["name"]) for u in seen}
+    status, obj = api("GET", "/apis/kwok.x-k8s.io/v1alpha1/logs?labelSelector=sim.nimops.test/pod-logs")
+    for item in obj.get("items", []) if status == 200 else []:
+        key = (item["metadata"]["namespace"], item["metadata"]["name"])
+        if key not in live:  # pod gone, recreated without a fault, or fault cleared: back to the default logs
+            api("DELETE", f"/apis/kwok.x-k8s.io/v1alpha1/namespaces/{key[0]}/logs/{key[1]}")
+    for d in p("pod-logs").iterdir():
+        if d.is_dir() and d.name not in seen:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def _lws_sa_uid() -> str | None:
@@ -1048,13 +1217,13 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("--json", action="store_true")
     lm = sub.add_parser("lws-manager", help="stop or start the local LWS manager (fault tests)")
     lm.add_argument("action", choices=["stop", "start"])
-    for internal in ("_egress-proxy", "_helm-repo", "_lws-supervisor"):
+    for internal in ("_egress-proxy", "_helm-repo", "_lws-supervisor", "_pod-logs"):
         sub.add_parser(internal)
     args = ap.parse_args(argv)
     handlers = {
         "up": cmd_up, "down": cmd_down, "status": cmd_status, "lws-manager": cmd_lws_manager,
         "_egress-proxy": lambda a: run_egress_proxy(), "_helm-repo": lambda a: run_helm_repo(),
-        "_lws-supervisor": lambda a: run_lws_supervisor(),
+        "_lws-supervisor": lambda a: run_lws_supervisor(), "_pod-logs": lambda a: run_pod_logs(),
     }
     try:
         return handlers[args.cmd](args)
