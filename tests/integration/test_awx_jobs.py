@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
 import uuid
 from pathlib import Path
 
@@ -15,7 +14,8 @@ import pytest
 import yaml
 
 from awx_runner import AwxJob, credential_type, job_template
-from simhosts_fixtures import sim_hosts, tiny_model_cache  # noqa: F401  (fixtures)
+# Fixtures of the simulated hosts, used by name in the Docker test below.
+from simhosts_fixtures import sim_hosts, tiny_model_cache  # noqa: F401 pylint: disable=unused-import
 
 LOCALHOST = {"all": {"hosts": {"localhost": {"ansible_connection": "local",
                                              "ansible_python_interpreter": "{{ ansible_playbook_python }}"}}}}

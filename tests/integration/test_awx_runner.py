@@ -12,8 +12,8 @@ from awx_runner import REPO, AwxDefinitionError, AwxJob, credential_type
 
 PROBE = REPO / "tests" / "integration" / "awx" / "env-probe.yml"
 LEAKY = REPO / "tests" / "integration" / "awx" / "leaky-probe.yml"
-LOCAL_INVENTORY = {"all": {"hosts": {"localhost": {"ansible_connection": "local",
-                                                    "ansible_python_interpreter": "{{ ansible_playbook_python }}"}}}}
+LOCAL_INVENTORY = {"all": {"hosts": {"localhost": {
+    "ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}}}}
 PROBE_TEMPLATE = {
     "name": "probe", "playbook": "probe/env-probe.yml", "survey_enabled": True,
     "survey_spec": {"name": "probe", "description": "", "spec": [
@@ -89,7 +89,7 @@ def test_private_data_dir_has_awx_layout_and_no_prompt_inputs(tmp_path):
 
 
 def test_empty_hf_token_is_injected_as_empty_string(tmp_path):
-    ngc, _ = fake_secrets()
+    ngc = fake_secrets()[0]
     result = probe_job(tmp_path, ngc, None).run()
     assert result.status == "successful", result.stdout[-3000:]
     assert probe_message(result)["hf_sha256"] == hashlib.sha256(b"").hexdigest()

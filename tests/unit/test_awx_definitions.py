@@ -50,7 +50,7 @@ def test_injectors_render_exactly_the_collection_environment(pdd):
 
 
 def test_unset_hf_token_renders_empty(pdd):
-    env, safe_env, _ = render_injectors(credential_type(), {"ngc_api_key": NGC}, pdd)
+    env, safe_env = render_injectors(credential_type(), {"ngc_api_key": NGC}, pdd)[:2]
     assert env == {"NGC_API_KEY": NGC, "HF_TOKEN": ""}
     assert safe_env == {"NGC_API_KEY": "**********", "HF_TOKEN": ""}
 
