@@ -37,7 +37,8 @@ REPO = Path(__file__).resolve().parents[2]
 AWX_DIR = REPO / "awx"
 HIDDEN = "**********"
 
-# What the controller refuses as injected environment variable names (besides ANSIBLE_*).
+# Variables the controller sets for every job itself, which a credential type may not inject; together with
+# the ANSIBLE_* prefix it refuses. A subset: the names a credential for this collection could plausibly collide with.
 ENV_BLOCKLIST = frozenset({
     "VIRTUAL_ENV", "PATH", "PYTHONPATH", "JOB_ID", "INVENTORY_ID", "INVENTORY_SOURCE_ID",
     "INVENTORY_UPDATE_ID", "AD_HOC_COMMAND_ID", "REST_API_URL", "REST_API_TOKEN", "MAX_EVENT_RES",
