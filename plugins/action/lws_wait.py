@@ -30,6 +30,8 @@ class ActionModule(ActionBase):
         args = dict(self._task.args)
         timeout = int(args.get("timeout", 1800))
         interval = max(1, int(args.get("poll_interval", 2)))
+        settle = max(0, int(args.get("settle", 10)))
+        ready_since = None
         start = time.monotonic()
         last_line, last_print = None, 0.0
         # Bounded: at most one poll per interval until the timeout, plus the final one.
@@ -44,7 +46,12 @@ class ActionModule(ActionBase):
             for key in ("warnings", "deprecations"):
                 if not result.get(key):
                     result.pop(key, None)
-            verdict, message = decide(result, elapsed, timeout)
+            if result.get("ready") and ready_since is None:
+                ready_since = poll_start
+            elif not result.get("ready"):
+                ready_since = None
+            ready_for = int(poll_start - ready_since) if ready_since is not None else 0
+            verdict, message = decide(result, elapsed, timeout, ready_for, settle)
             now = time.monotonic()
             if message != last_line or now - last_print >= QUIET_SECONDS:
                 display.display("lws_wait [%4ds] %s" % (elapsed, message))

@@ -225,7 +225,11 @@ def _pull_causes(snap, pod, summary):
                 causes.append(_cause("pull_secret_missing", "image pull secret %s named by the pods does not exist" %
                                      name, ["secret/" + name], True))
     if reason in IMAGE_PULL_REASONS:
-        message = summary["waiting_message"] or ""
+        # ImagePullBackOff only says "Back-off pulling image"; the registry's answer is in the Failed events
+        pulled = [e.get("message") or "" for e in _pod_events(snap["events"], summary["name"])
+                  if e.get("reason") in ("Failed", "ErrImagePull")]
+        message = next((m for m in [summary["waiting_message"] or ""] + pulled[::-1] if AUTH_PATTERN.search(m)),
+                       summary["waiting_message"] or "")
         code = "image_pull_auth" if AUTH_PATTERN.search(message) else "image_pull_failed"
         causes.append(_cause(code, "pod %s cannot pull its image (%s)" % (summary["name"], reason),
                              ["pod/" + summary["name"]], True, detail=message or None))
@@ -264,6 +268,11 @@ def _crash_causes(snap, pod, summary):
         last and int(last.get("exitCode") or 0) != 0 and (summary["restarts"] >= 1 or summary["phase"] == "Failed"))
     if not crashed:
         return []
+    if summary["waiting_reason"] != "CrashLoopBackOff":
+        # restart history from long before this wait is not this rollout's failure
+        age = seconds_since(last.get("finishedAt"), snap["now"])
+        if age is not None and age > snap.get("recent_seconds", 60):
+            return []
     killed_by_probe = _probe_killed(snap["events"], summary["name"])
     message = (last.get("message") or "").strip()
     if killed_by_probe:
@@ -315,6 +324,9 @@ def pod_causes(snap, waited=None):
         causes.extend(_pull_causes(snap, pod, summary))
         causes.extend(_schedule_causes(snap, pod, summary))
         causes.extend(_pvc_causes(snap, pod, summary, multi_node))
+    if any(c["code"] == "image_pull_auth" for c in causes):
+        # one pod's back-off message hides what another pod's pull error says: the credentials
+        causes = [c for c in causes if c["code"] != "image_pull_failed"]
     if not any(c["fatal"] and c["code"] != "crash_loop" for c in causes) and \
             not any(c["objects"][0].startswith("pod/") and c["code"] in CRASH_CODES for c in causes):
         causes.extend(_recreate_causes(snap, waited))

@@ -10,7 +10,7 @@ from ansible_collections.nimops.multinode.plugins.module_utils import _diagnosis
 
 
 def evaluate(snap, elapsed, release):
-    result = {"ready": False, "groups": [], "progress": "", "causes": [], "warnings": [], "endpoint": None,
+    result = {"ready": False, "groups": [], "progress": "", "causes": [], "concerns": [], "endpoint": None,
               "elapsed": elapsed}
     lws = snap["lws"]
     if lws is not None:
@@ -24,10 +24,10 @@ def evaluate(snap, elapsed, release):
                                                            release)
     else:
         result["progress"] = "%s: LeaderWorkerSet not found in %s" % (snap["name"], snap["namespace"])
+    result["causes"] = _diagnosis.find_causes(snap, elapsed)
     if not result["ready"]:
-        result["causes"] = _diagnosis.find_causes(snap, elapsed)
         if lws is not None:
-            result["warnings"] = _diagnosis.warnings(snap)
+            result["concerns"] = _diagnosis.warnings(snap)
     return result
 
 
@@ -38,19 +38,26 @@ def format_cause(cause):
     return text + ". Fix: " + cause["remediation"]
 
 
-def decide(result, elapsed, timeout):
-    """('ready'|'failed'|'wait', message) for one poll result."""
-    if result["ready"]:
-        endpoint = result.get("endpoint") or {}
-        return "ready", "%s; endpoint %s" % (result["progress"], endpoint.get("url", "not found"))
+def decide(result, elapsed, timeout, ready_for=0, settle=0):
+    """('ready'|'failed'|'wait', message) for one poll result.
+
+    A fatal cause wins even over a momentarily ready group (a pod that crashes right after turning Ready);
+    ready counts only once it has held for ``settle`` seconds.
+    """
     fatal = [c for c in result["causes"] if c["fatal"]]
+    if result["ready"] and not fatal:
+        endpoint = result.get("endpoint") or {}
+        if ready_for >= settle:
+            return "ready", "%s; endpoint %s" % (result["progress"], endpoint.get("url", "not found"))
+        if elapsed < timeout:
+            return "wait", "%s; holding for %ds before reporting ready" % (result["progress"], settle)
     if fatal:
         return "failed", "%s cannot become ready after %ds: %s%s" % (
             result["progress"].split(":")[0], elapsed, format_cause(fatal[0]),
             "" if len(fatal) == 1 else " (and %d more cause(s): %s)" % (
                 len(fatal) - 1, ", ".join(sorted(set(c["code"] for c in fatal[1:])))))
     if elapsed >= timeout:
-        pending = [format_cause(c) for c in result["causes"] + result.get("warnings", [])]
+        pending = [format_cause(c) for c in result["causes"] + result.get("concerns", [])]
         return "failed", "timed out after %ds: %s%s" % (
             elapsed, result["progress"], ("; possible causes: " + "; ".join(pending)) if pending else "")
     return "wait", result["progress"]

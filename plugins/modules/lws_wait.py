@@ -60,6 +60,12 @@ options:
     description: Seconds between polls; pods are watched in between, so a pod that crashes and is deleted at once is still seen.
     type: int
     default: 2
+  settle:
+    description:
+      - Seconds every pod must stay Ready before the release counts as ready, so a pod that crashes right after
+        turning Ready (a Ray worker losing its head) is not reported as success.
+    type: int
+    default: 10
   elapsed:
     description: Seconds already waited; set by the action plugin so grace periods count from the start.
     type: int
@@ -99,6 +105,11 @@ causes:
   returned: always
   type: list
   elements: dict
+concerns:
+  description: Not yet failures (a pod Running but not Ready, JSON logging on); listed when the wait times out.
+  returned: always
+  type: list
+  elements: dict
 endpoint:
   description: Service, namespace, port and in-cluster URL of the OpenAI-compatible API.
   returned: when found
@@ -126,6 +137,7 @@ def main():
         controller_namespace=dict(type="str", default="lws-system"),
         timeout=dict(type="int", default=1800),
         poll_interval=dict(type="int", default=2),
+        settle=dict(type="int", default=10),
         elapsed=dict(type="int", default=0),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,

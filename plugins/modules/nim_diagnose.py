@@ -90,7 +90,8 @@ def run(params):
     client = _k8s.connect(params)
     name = _k8s.resolve_lws_name(client, params["namespace"], params["name"], params["release"])
     snap = _k8s.snapshot(client, name, params["namespace"], params["controller_namespace"])
-    # A diagnosis is asked for after the fact: grace periods are over.
+    # A diagnosis is asked for after the fact: grace periods are over, and old crashes still matter.
+    snap["recent_seconds"] = 10 ** 9
     status = evaluate(snap, 10 ** 6, params["release"] or name)
     policies = _k8s.list_items(client, "networking.k8s.io/v1", "NetworkPolicy", params["namespace"])
     findings = _diagnosis.find_causes(snap, 10 ** 6) + _diagnosis.warnings(snap) + \

@@ -248,3 +248,23 @@ def test_group_recreation_event_is_crash_evidence(age, waited, expected):
     if expected:
         assert causes[0]["summary"] == "LWS recreated a group after a pod restart (Worker pod nim-llm-0-1 failed, " \
                                        "deleted leader pod nim-llm-0 to recreate group 0, 2 time(s))"
+
+
+def test_old_restart_history_is_not_this_rollouts_crash():
+    pods = o.group_pods(size=2)
+    pods[1] = o.crash(pods[1], restarts=1, message="old", waiting=None)
+    pods[1]["status"]["containerStatuses"][0]["lastState"]["terminated"]["finishedAt"] = o.ts(3600)
+    assert dg.find_causes(snapshot(pods=pods), waited=5) == []
+    snap = snapshot(pods=pods)
+    snap["recent_seconds"] = 10 ** 9  # what nim_diagnose asks for
+    assert codes(dg.find_causes(snap, waited=5)) == [("crash_loop", True)]
+
+
+def test_pull_auth_named_from_events_and_preferred_over_backoff():
+    pods = o.group_pods(size=2)
+    pods[0] = o.waiting(pods[0], "ImagePullBackOff", 'Back-off pulling image "nvcr.io/nim/x:1"')
+    pods[1] = o.waiting(pods[1], "ImagePullBackOff", 'Back-off pulling image "nvcr.io/nim/x:1"')
+    events = [o.event("nim-llm-0-1", "Failed", 'Failed to pull image "nvcr.io/nim/x:1": 401 Unauthorized')]
+    causes = dg.find_causes(snapshot(pods=pods, events=events), waited=3)
+    assert codes(causes) == [("image_pull_auth", True)]
+    assert causes[0]["detail"] == 'Failed to pull image "nvcr.io/nim/x:1": 401 Unauthorized'

@@ -54,3 +54,20 @@ def test_lws_missing_progress():
     assert result["progress"] == "nim-llm: LeaderWorkerSet not found in nim"
     assert rd.decide(result, 1, 600)[0] == "wait"
     assert rd.decide(rd.evaluate(snap(None, []), 11, "nim-llm"), 11, 600)[0] == "failed"
+
+
+def test_crash_right_after_ready_fails_instead_of_reporting_ready():
+    pods = o.group_pods(size=2)
+    crashed = o.crash(o.pod("nim-llm-0-1", worker=1), restarts=1, message="ray worker died", waiting=None)
+    s = snap(o.lws(size=2), pods)
+    s["observed_pods"] = [crashed]
+    result = rd.evaluate(s, 3, "nim-llm")
+    assert result["ready"] is True
+    assert rd.decide(result, 3, 600, ready_for=3, settle=10)[0] == "failed"
+
+
+def test_ready_must_hold_for_settle_seconds():
+    result = rd.evaluate(snap(o.lws(size=2), o.group_pods(size=2)), 4, "nim-llm")
+    assert rd.decide(result, 4, 600, ready_for=4, settle=10) == (
+        "wait", "nim-llm: 1/1 groups ready, 2/2 pods ready; holding for 10s before reporting ready")
+    assert rd.decide(result, 14, 600, ready_for=10, settle=10)[0] == "ready"
