@@ -2,13 +2,15 @@
 
 `sim_cluster` (session scope) brings up the simulated GPU Kubernetes cluster of tests/simcluster once per test
 session, reusing one that is already running, and stops it at the end only if this session started it
-(set NIMOPS_SIM_KEEP=1 to leave it running). Other test beds add their own fixtures beside it.
+(set NIMOPS_SIM_KEEP=1 to leave it running); `sim_cluster_factory` makes extra, independent sims (e.g. without
+LWS, to test installing it). Other test beds add their own fixtures beside these.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -72,6 +74,10 @@ class SimCluster:
     def refresh(self) -> dict:
         self.info = sim_status(self.env)
         return self.info
+
+    def simcluster(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        """Run the sim's CLI against this sim (e.g. "up", "down", "status")."""
+        return run_simcluster(*args, env=self.env, timeout=timeout)
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
                 timeout: float = 120) -> subprocess.CompletedProcess:
@@ -145,6 +151,47 @@ def sim_namespace(sim_cluster: SimCluster):
     ns = sim_cluster.namespace()
     yield ns
     sim_cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+# Port offsets for extra sims: every shifted port stays below Linux's ephemeral range (32768+).
+EXTRA_SIM_OFFSETS = (20000, 17000, 14000, 11000)
+
+
+def _ports_free(offset: int) -> bool:
+    base = (2379, 2380, 6443, 10257, 10259, 9443, 8081, 8879, 10250)
+    for port in base:
+        with socket.socket() as sock:
+            sock.settimeout(0.3)
+            if sock.connect_ex(("127.0.0.1", port + offset)) == 0:
+                return False
+    return True
+
+
+@pytest.fixture
+def sim_cluster_factory(tmp_path_factory):
+    """Start extra, independent sims (own state dir, shifted ports), e.g. one without LWS to test installing it.
+
+    `make(nodes=2, lws_install=False)` returns a SimCluster; every sim made is stopped after the test.
+    """
+    made: list[dict] = []
+
+    def make(nodes: int = 2, lws_install: bool = True) -> SimCluster:
+        offset = next((o for o in EXTRA_SIM_OFFSETS if o not in {m["NIMOPS_SIM_PORT_OFFSET"] for m in made}
+                       and _ports_free(int(o))), None)
+        if offset is None:
+            pytest.fail("no free port range for another simulated cluster")
+        env = {"NIMOPS_SIM_DIR": str(tmp_path_factory.mktemp("sim")), "NIMOPS_SIM_PORT_OFFSET": str(offset)}
+        made.append(env)
+        args = ["up", "--nodes", str(nodes)] + ([] if lws_install else ["--no-lws-install"])
+        r = run_simcluster(*args, env=env, timeout=600)
+        if r.returncode != 0:
+            pytest.fail(f"extra simulated cluster failed to start:\n{r.stdout}\n{r.stderr}")
+        return SimCluster(info=sim_status(env), env=env)
+
+    yield make
+    for env in made:
+        r = run_simcluster("down", env=env, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
 
 
 @pytest.fixture(scope="session")

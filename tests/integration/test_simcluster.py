@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import REPO, SimCluster, run_simcluster, sim_status, wait_until
+from conftest import REPO, SimCluster, sim_status, wait_until
 
 VERSIONS = dict(
     line.split("=", 1)
@@ -306,54 +306,43 @@ def _listening_ports() -> set[int]:
     return ports
 
 
-def test_second_instance_up_is_noop_and_down_leaves_nothing(sim_cluster: SimCluster, tmp_path: Path):
+def test_second_instance_up_is_noop_and_down_leaves_nothing(sim_cluster: SimCluster, sim_cluster_factory):
     """A second, small sim beside the session's one (other state dir, shifted ports): `up` twice, then `down`."""
-    env = {"NIMOPS_SIM_DIR": str(tmp_path / "sim2"), "NIMOPS_SIM_PORT_OFFSET": "20000"}
-    first = run_simcluster("up", "--nodes", "2", "--no-lws-install", env=env, timeout=600)
-    try:
-        assert first.returncode == 0, first.stdout + first.stderr
-        info = sim_status(env)
-        assert info["running"]
-        pids = {n: p["pid"] for n, p in info["processes"].items() if p["alive"]}
-        assert "kube-apiserver" in pids and "lws-manager" not in pids  # no LWS CRDs there
-        ports = info["ports"]
-        assert ports["kube-apiserver"] == 6443 + 20000
+    sim2 = sim_cluster_factory(nodes=2, lws_install=False)
+    info = sim2.info
+    assert info["running"] and info["ports"]["kube-apiserver"] != sim_cluster.info["ports"]["kube-apiserver"]
+    pids = {n: p["pid"] for n, p in info["processes"].items() if p["alive"]}
+    assert "kube-apiserver" in pids and "lws-manager" not in pids  # no LWS CRDs there
 
-        second = run_simcluster("up", "--nodes", "2", "--no-lws-install", env=env, timeout=300)
-        assert second.returncode == 0, second.stdout + second.stderr
-        assert "already up, nothing changed" in second.stdout, second.stdout
-        again = sim_status(env)
-        assert {n: p["pid"] for n, p in again["processes"].items() if p["alive"]} == pids
+    second = sim2.simcluster("up", "--nodes", "2", "--no-lws-install")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "already up, nothing changed" in second.stdout, second.stdout
+    assert {n: p["pid"] for n, p in sim2.refresh()["processes"].items() if p["alive"]} == pids
 
-        # LWS installed afterwards by someone else (as the collection's lws_install does): the sim's supervisor
-        # starts the local manager once the CRDs exist, and LWS works end to end
-        kc = info["kubeconfig"]
-        manifests = sorted(REPO.glob("roles/lws_install/files/lws-*-manifests.yaml"))[-1]
-        r = subprocess.run([info["kubectl"], f"--kubeconfig={kc}", "apply", "--server-side",
-                            "--field-manager=test-lws-install", "-f", str(manifests)],
-                           capture_output=True, text=True, timeout=120, check=False)
-        assert r.returncode == 0, r.stderr
-        wait_until("local LWS manager started", lambda: sim_status(env)["processes"]["lws-manager"]["alive"],
-                   timeout=60)
-        lws = lws_manifest("late")
-        wait_until("LWS accepted by the webhooks", lambda: subprocess.run(
-            [info["kubectl"], f"--kubeconfig={kc}", "-n", "default", "apply", "-f", "-"], input=lws,
-            capture_output=True, text=True, timeout=60, check=False).returncode == 0, timeout=90, interval=2)
-        w = subprocess.run([info["kubectl"], f"--kubeconfig={kc}", "-n", "default", "wait", "lws/late",
-                            "--for=condition=Available", "--timeout=120s"], capture_output=True, text=True,
-                           timeout=150, check=False)
-        assert w.returncode == 0, w.stderr
-        pids = {n: p["pid"] for n, p in sim_status(env)["processes"].items() if p["alive"]}
-    finally:
-        down = run_simcluster("down", env=env, timeout=300)
+    # LWS installed afterwards by someone else (as the collection's lws_install does): the sim's supervisor
+    # starts the local manager once the CRDs exist, and LWS works end to end
+    manifests = sorted(REPO.glob("roles/lws_install/files/lws-*-manifests.yaml"))[-1]
+    sim2.kubectl("apply", "--server-side", "--field-manager=test-lws-install", "-f", str(manifests))
+    wait_until("local LWS manager started", lambda: sim2.refresh()["processes"]["lws-manager"]["alive"], timeout=60)
+    lws = lws_manifest("late")
+
+    def accepted() -> bool:
+        return sim2.kubectl("-n", "default", "apply", "-f", "-", input=lws, check=False).returncode == 0
+
+    wait_until("LWS accepted by the webhooks", accepted, timeout=90, interval=2)
+    sim2.kubectl("-n", "default", "wait", "lws/late", "--for=condition=Available", "--timeout=120s", timeout=150)
+    pids = {n: p["pid"] for n, p in sim2.refresh()["processes"].items() if p["alive"]}
+    ports = info["ports"]
+
+    down = sim2.simcluster("down", timeout=300)
     assert down.returncode == 0, down.stdout + down.stderr
     for name, pid in pids.items():
         assert not Path(f"/proc/{pid}").exists() or _zombie(pid), f"{name} (pid {pid}) still running"
     listening = _listening_ports()
     leftover = {n: p for n, p in ports.items() if p in listening}
     assert not leftover, leftover
-    assert not (tmp_path / "sim2" / "egress.sock").exists()
-    assert sim_status(env)["running"] is False
+    assert not (Path(info["state_dir"]) / "egress.sock").exists()
+    assert sim2.refresh()["running"] is False
     # the session's sim is untouched
     assert sim_status()["running"]
 
