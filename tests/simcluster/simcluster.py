@@ -3,11 +3,12 @@
 etcd, kube-apiserver, kube-controller-manager and kube-scheduler are the real binaries built by build.sh;
 KWOK fakes the GPU nodes and the pod lifecycles (including failure stages, see fault-stages.yaml); the real
 LeaderWorkerSet manager runs as a local process and the API server reaches its webhooks through an egress
-selector (a CONNECT proxy on a unix socket that only forwards the LWS webhook Service); a local Helm repository
-with basic auth serves the test chart in tests/fixtures.
+selector (a CONNECT proxy on a unix socket that only forwards the LWS webhook Service and the fake nodes' kubelet
+address, which is KWOK's kubelet server); a local Helm repository with basic auth serves the test chart in
+tests/fixtures. See README.md beside this file.
 
 Commands: up [--nodes N] [--no-lws-install], down [--keep-data], status [--json], lws-manager stop|start.
-Internal commands (started detached by `up`): _egress-proxy, _helm-repo, _lws-supervisor.
+Internal commands (started detached by `up`): _egress-proxy, _helm-repo, _pod-logs, _lws-supervisor.
 All state lives in $NIMOPS_SIM_DIR (default $NIMOPS_CACHE/simcluster, NIMOPS_CACHE default ~/.cache/nimops).
 """
 
