@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup sim-build sim-up sim-down sim-status hosts-up hosts-down sanity lint unit integration test demo
+.PHONY: help setup sim-build sim-up sim-down sim-status hosts-up hosts-down sanity lint unit integration test demo bench
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -51,3 +51,6 @@ test: sanity lint unit integration ## everything CI runs
 
 demo: setup ## deploy the seed's 405B two-node example (see README)
 	@scripts/demo.sh
+
+bench: setup sim-build ## benchmarks on the test beds (own 32-node sim); figures printed and in bench/results/latest.json
+	@$(PY) bench/bench.py $(BENCH_ARGS)
