@@ -70,10 +70,11 @@ class ActionModule(ActionBase):
             if verdict == "ready":
                 return {"changed": False, "msg": message, "url": url, "elapsed": elapsed}
             if verdict == "stopped":
+                # Enough lines to reach the root cause behind long tracebacks; only the last ones are returned.
                 logs = self._execute_module(module_name="nimops.multinode.docker_logs",
-                                            module_args=dict(name=name, tail=80, **engine), task_vars=task_vars)
+                                            module_args=dict(name=name, tail=400, **engine), task_vars=task_vars)
                 lines = logs.get("lines", [])
-                return {"failed": True, "changed": False, "log_tail": lines, "cause": explain(lines),
+                return {"failed": True, "changed": False, "log_tail": lines[-40:], "cause": explain(lines),
                         "msg": "%s did not become healthy: %s. Cause from its log: %s" % (name, message, explain(lines))}
             if time.monotonic() - start >= timeout:
                 break

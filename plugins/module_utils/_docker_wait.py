@@ -12,11 +12,14 @@ from datetime import datetime
 
 # Lines that name a cause, most specific first. Python tracebacks end with "SomethingError: message".
 _CAUSE_PATTERNS = (
-    re.compile(r"^\s*(?:[\w.]+\.)?\w*(?:Error|Exception|Exit)\b\s*:\s*\S"),
+    # Possibly behind a log prefix: "(EngineCore pid=26) ERROR 11-27 12:39:12 [core.py:1510] ValueError: ..."
+    re.compile(r"(?:^|[\]\s])\s*(?:[\w.]+\.)?\w*(?:Error|Exception|Exit)\b\s*:\s*\S"),
     re.compile(r"\b(?:ERROR|FATAL|CRITICAL)\b"),
     re.compile(r"\b(?:does not support|not supported|unsupported|cannot|could not|failed)\b", re.IGNORECASE),
 )
 _TS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d|)$")
+# Wrappers that point elsewhere ("See root cause above"): the root cause is an earlier line.
+_WRAPPER = re.compile(r"See root cause above|The above exception was the direct cause", re.IGNORECASE)
 # Noise that looks like an error but never is the cause.
 _NOISE = re.compile(r"^\s*(?:Traceback \(most recent call last\)|File \"|\^+$|During handling of the above)")
 
@@ -40,7 +43,7 @@ def explain(lines):
     lines = [line.rstrip() for line in lines if line and line.strip()]
     for pattern in _CAUSE_PATTERNS:
         for line in reversed(lines):
-            if not _NOISE.match(line) and pattern.search(line):
+            if not _NOISE.match(line) and not _WRAPPER.search(line) and pattern.search(line):
                 return line.strip()
     return lines[-1].strip() if lines else "(the container printed nothing)"
 

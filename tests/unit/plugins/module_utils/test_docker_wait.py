@@ -31,8 +31,22 @@ def test_state_summary():
     assert container_state_summary(None)["status"] == "unknown"
 
 
+# The real tail: the engine's traceback (with log prefixes), then the API server's wrapper error.
+RAY_ON_CPU_WRAPPED = [
+    "(EngineCore pid=346) ERROR 11-27 12:41:50 [core.py:1510]   File \"/opt/venv/lib/python3.11/site-packages/"
+    "vllm/v1/executor/ray_utils.py\", line 574, in initialize_ray_cluster",
+    "(EngineCore pid=346) ERROR 11-27 12:41:50 [core.py:1510] ValueError: current platform cpu does not support ray.",
+    "Traceback (most recent call last):",
+    '  File "/opt/venv/lib/python3.11/site-packages/vllm/v1/engine/utils.py", line 1431, in wait_for_engine_startup',
+    "    raise RuntimeError(",
+    "RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}",
+]
+
+
 @pytest.mark.parametrize("lines,cause", [
     (RAY_ON_CPU, "ValueError: current platform cpu does not support ray."),
+    (RAY_ON_CPU_WRAPPED, "(EngineCore pid=346) ERROR 11-27 12:41:50 [core.py:1510] ValueError: current platform cpu "
+                         "does not support ray."),
     (["starting", "ERROR 11-27 [core.py] EngineCore failed to start.", "shutting down"],
      "ERROR 11-27 [core.py] EngineCore failed to start."),
     (["loading", "could not open model directory /models/x", "bye"], "could not open model directory /models/x"),
