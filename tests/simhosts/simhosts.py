@@ -28,9 +28,14 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-STATE = Path(os.environ.get("NIMOPS_SIMHOSTS_STATE", "/run/nimops-simhosts"))
-BRIDGE = "nimopsbr0"
-NET_PREFIX = "10.77.0"
+# NIMOPS_SIMHOSTS_SET=N (1-9) gives an independent set of hosts beside the default one (set 0): its own state
+# dir, bridge, subnet 10.77.N.0/24, host and veth names (the benchmarks use one so they disturb no test).
+SET = int(os.environ.get("NIMOPS_SIMHOSTS_SET", "0"))
+STATE = Path(os.environ.get("NIMOPS_SIMHOSTS_STATE", "/run/nimops-simhosts" + (f"-{SET}" if SET else "")))
+BRIDGE = f"nimopsbr{SET}"
+NET_PREFIX = f"10.77.{SET}"
+HOST_PREFIX = "simhost" if not SET else f"simhost{SET}x"
+VETH_TAG = "" if not SET else f"{SET}x"
 GATEWAY = f"{NET_PREFIX}.1"
 FIRST_HOST_OCTET = 11
 # Paths that are private per simulated host (bind-mounted inside the host's mount namespace).
@@ -39,7 +44,7 @@ DEFAULT_ULIMITS = ["nofile=1024:1024", "nproc=4096:4096"]
 
 
 def host_name(i: int) -> str:
-    return f"simhost{i}"
+    return f"{HOST_PREFIX}{i}"
 
 
 def host_ip(i: int) -> str:
@@ -135,15 +140,15 @@ def ensure_bridge() -> None:
 
 
 def ensure_netns(i: int) -> None:
-    name, veth_root = host_name(i), f"nimv{i}"
+    name, veth_root, veth_peer = host_name(i), f"nimv{VETH_TAG}{i}", f"nimp{VETH_TAG}{i}"
     if not Path(f"/run/netns/{name}").exists():
         run(["ip", "netns", "add", name])
     if not link_exists("eth0", name):
         if link_exists(veth_root):
             run(["ip", "link", "del", veth_root])
-        run(["ip", "link", "add", veth_root, "type", "veth", "peer", "name", f"nimp{i}"])
-        run(["ip", "link", "set", f"nimp{i}", "netns", name])
-        run(["ip", "-n", name, "link", "set", f"nimp{i}", "name", "eth0"])
+        run(["ip", "link", "add", veth_root, "type", "veth", "peer", "name", veth_peer])
+        run(["ip", "link", "set", veth_peer, "netns", name])
+        run(["ip", "-n", name, "link", "set", veth_peer, "name", "eth0"])
         run(["ip", "-n", name, "addr", "add", f"{host_ip(i)}/24", "dev", "eth0"])
     run(["ip", "link", "set", veth_root, "master", BRIDGE, "up"])
     run(["ip", "-n", name, "link", "set", "eth0", "up"])
@@ -279,7 +284,7 @@ def up(n: int, build_image: bool = True) -> None:
 
 
 def host_indexes(pids: dict) -> list[int]:
-    return sorted(int(k[len("simhost"):]) for k in pids if k.startswith("simhost"))
+    return sorted(int(k[len(HOST_PREFIX):]) for k in pids if k.startswith(HOST_PREFIX))
 
 
 def down() -> None:
@@ -299,8 +304,8 @@ def down() -> None:
         nsfile.unlink(missing_ok=True)
         if Path(f"/run/netns/{name}").exists():
             run(["ip", "netns", "del", name], check=False)
-        if link_exists(f"nimv{i}"):
-            run(["ip", "link", "del", f"nimv{i}"], check=False)
+        if link_exists(f"nimv{VETH_TAG}{i}"):
+            run(["ip", "link", "del", f"nimv{VETH_TAG}{i}"], check=False)
         # Container storage is disposable; nothing here is the model cache.
         shutil.rmtree(STATE / name / "engine", ignore_errors=True)
         print(f"simhosts: {name} down")
