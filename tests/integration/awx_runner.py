@@ -5,7 +5,7 @@ The controller hands a job to ansible-runner as a private data directory:
     env/envvars      environment, including what credential injectors rendered
     env/extravars    extra vars: the job template's, then the survey answers
     env/settings     runner settings (timeouts)
-    env/cmdline      extra ansible-playbook arguments (the machine credential's user)
+    env/cmdline      extra ansible-playbook arguments (machine credential's user, --check, --diff)
     env/ssh_key      the machine credential's key (runner feeds it to ssh-agent)
     project/         the project checkout
     inventory/       the job's inventory
@@ -306,6 +306,8 @@ class AwxJob:
     extra_project_files: dict = field(default_factory=dict)  # {relative path: source path}
     tools: dict = field(default_factory=dict)                # {name on PATH: binary}
     verbosity: int = 0
+    job_type: str | None = None                        # "run" or "check", when asked at launch
+    diff_mode: bool | None = None                      # when asked at launch
     timeout: int = 900
     safe_env: dict = field(default_factory=dict)
 
@@ -367,9 +369,22 @@ class AwxJob:
         _write(pdd / "env" / "extravars", yaml.safe_dump(extra_vars), 0o600)
         _write(pdd / "env" / "settings", yaml.safe_dump({
             "job_timeout": self.timeout, "idle_timeout": self.timeout, "pexpect_timeout": 5}), 0o600)
+        args = []
         if self.machine:
-            _write(pdd / "env" / "cmdline", "-u %s" % self.machine["username"], 0o600)
+            args += ["-u", self.machine["username"]]
             _write(pdd / "env" / "ssh_key", self.machine["ssh_key_data"], 0o600)
+        # Launch-time choices the template allows: a "check" job runs with --check, diff mode adds --diff.
+        job_type = self.job_type or self.template.get("job_type", "run")
+        if self.job_type and not self.template.get("ask_job_type_on_launch"):
+            raise AwxDefinitionError("the job template does not ask for the job type at launch")
+        if job_type == "check":
+            args.append("--check")
+        if self.diff_mode if self.diff_mode is not None else self.template.get("diff_mode"):
+            if self.diff_mode is not None and not self.template.get("ask_diff_mode_on_launch"):
+                raise AwxDefinitionError("the job template does not ask for diff mode at launch")
+            args.append("--diff")
+        if args:
+            _write(pdd / "env" / "cmdline", " ".join(args), 0o600)
         _write(pdd / "inventory" / "hosts.yml", yaml.safe_dump(self.inventory), 0o644)
         if (pdd / "env" / "passwords").exists():
             raise AwxDefinitionError("env/passwords must not exist: jobs run without prompts")

@@ -73,7 +73,12 @@ def awx_cluster(sim_cluster):
     sim.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
-def deploy_job(tmp_path, sim, ns, cred, name, *, verbosity=0, ngc=None):
+def resource_names(sim, ns):
+    out = sim.kubectl("-n", ns, "get", "secrets,pvc,leaderworkersets,services", "-o", "name").stdout
+    return sorted(out.split())
+
+
+def deploy_job(tmp_path, sim, ns, cred, name, *, verbosity=0, ngc=None, **launch):
     template = copy.deepcopy(job_template("deploy-nim"))
     # The site's edit of the template's deployment description: the chart from the sim's
     # authenticated repository (a mirror, in the collection's terms) instead of NGC.
@@ -86,7 +91,7 @@ def deploy_job(tmp_path, sim, ns, cred, name, *, verbosity=0, ngc=None):
                   credentials=[(credential_type(), {"ngc_api_key": ngc, "hf_token": FAKE_HF})],
                   kubernetes=cred, answers={"nim_namespace": ns, "nim_release": "llama-405b",
                                             "nim_wait_timeout": 600},
-                  tools={"helm": sim.helm}, verbosity=verbosity, timeout=900)
+                  tools={"helm": sim.helm}, verbosity=verbosity, timeout=900, **launch)
 
 
 def test_deploy_diagnose_teardown_templates_on_the_sim_cluster(tmp_path, awx_cluster):
@@ -101,6 +106,14 @@ def test_deploy_diagnose_teardown_templates_on_the_sim_cluster(tmp_path, awx_clu
 
     sim.kubectl("create", "clusterrolebinding", binding, "--clusterrole=cluster-admin",
                 "--serviceaccount=%s:%s" % (ns, sa))
+    # A check launch with diff (both asked at launch by the template) creates nothing.
+    before = resource_names(sim, ns)
+    check = deploy_job(tmp_path, sim, ns, cred, "check", job_type="check", diff_mode=True).run()
+    assert check.status == "successful", check.stdout[-4000:]
+    assert "--check" in check.process()["command"] and "--diff" in check.process()["command"]
+    assert resource_names(sim, ns) == before
+    assert check.leaks(ngc, FAKE_HF, cred["bearer_token"]) == []
+
     result = deploy_job(tmp_path, sim, ns, cred, "deploy", verbosity=4).run()
     assert result.status == "successful", result.stdout[-4000:]
     assert result.leaks(ngc, FAKE_HF, cred["bearer_token"]) == []
