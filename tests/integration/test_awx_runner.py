@@ -110,3 +110,24 @@ def test_survey_refuses_bad_answers_before_anything_runs(tmp_path):
     with pytest.raises(AwxDefinitionError, match="probe_release: shorter than 1"):
         job.prepare()
     assert not (tmp_path / "job" / "artifacts").exists()
+
+
+def test_launch_choices_the_template_does_not_ask_for_are_refused(tmp_path):
+    ngc, hf = fake_secrets()
+    job = probe_job(tmp_path, ngc, hf, job_type="check")
+    with pytest.raises(AwxDefinitionError, match="does not ask for the job type"):
+        job.prepare()
+
+
+def test_machine_credential_layout(tmp_path):
+    ngc, hf = fake_secrets()
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nFAKE\n-----END OPENSSH PRIVATE KEY-----\n"
+    template = dict(PROBE_TEMPLATE, ask_job_type_on_launch=True, ask_diff_mode_on_launch=True)
+    job = probe_job(tmp_path, ngc, hf, machine={"username": "root", "ssh_key_data": key},
+                    job_type="check", diff_mode=True)
+    job.template = template
+    pdd = job.prepare()
+    assert (pdd / "env" / "cmdline").read_text() == "-u root --check --diff"
+    assert (pdd / "env" / "ssh_key").read_text() == key
+    assert stat.S_IMODE((pdd / "env" / "ssh_key").stat().st_mode) == 0o600
+    assert key not in (pdd / "inventory" / "hosts.yml").read_text()
