@@ -51,6 +51,8 @@ class ActionModule(ActionBase):
             elif not result.get("ready"):
                 ready_since = None
             ready_for = int(poll_start - ready_since) if ready_since is not None else 0
+            # Pods Ready for a while already (a re-run) have held: the API's record counts like a watched span.
+            ready_for = max(ready_for, int(result.get("ready_seconds") or 0))
             verdict, message = decide(result, elapsed, timeout, ready_for, settle)
             now = time.monotonic()
             if message != last_line or now - last_print >= QUIET_SECONDS:

@@ -133,6 +133,21 @@ def group_readiness(lws, pods):
     return groups
 
 
+def ready_seconds(pods, groups, now):
+    """Seconds every expected pod has been Ready by the API's record (its Ready condition's lastTransitionTime);
+    0 when any pod lacks one. A crash or restart resets the transition, so this proves an unbroken Ready span."""
+    by_name = {p["metadata"]["name"]: p for p in pods}
+    spans = []
+    for g in groups:
+        for member in [g["leader"]] + g["workers"]:
+            cond = condition(by_name.get(member["name"]), "Ready")
+            since = seconds_since((cond or {}).get("lastTransitionTime"), now) if member["ready"] else None
+            if since is None:
+                return 0
+            spans.append(since)
+    return int(min(spans)) if spans else 0
+
+
 def lws_ready(lws, groups):
     """True only when every pod of every group is Ready and the LWS status agrees."""
     if not groups or not all(g["ready"] for g in groups):

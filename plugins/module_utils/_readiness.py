@@ -11,13 +11,15 @@ from ansible_collections.nimops.multinode.plugins.module_utils import _diagnosis
 
 def evaluate(snap, elapsed, release):
     result = {"ready": False, "groups": [], "progress": "", "causes": [], "concerns": [], "endpoint": None,
-              "elapsed": elapsed}
+              "elapsed": elapsed, "ready_seconds": 0}
     lws = snap["lws"]
     if lws is not None:
         groups = _lws_status.group_readiness(lws, snap["pods"])
         result["groups"] = groups
         result["progress"] = _lws_status.progress_line(lws, groups)
         result["ready"] = _lws_status.lws_ready(lws, groups)
+        if result["ready"]:
+            result["ready_seconds"] = _lws_status.ready_seconds(snap["pods"], groups, snap["now"])
         leader = next((p for p in snap["pods"] if p["metadata"]["name"] == "%s-0" % snap["name"]), None)
         if leader is not None:
             result["endpoint"] = _lws_status.pick_endpoint(snap["services"], leader["metadata"].get("labels") or {},

@@ -105,6 +105,10 @@ causes:
   returned: always
   type: list
   elements: dict
+ready_seconds:
+  description: Seconds every pod has been Ready by the API (Ready condition transition time); 0 when not ready.
+  returned: always
+  type: int
 concerns:
   description: Not yet failures (a pod Running but not Ready, JSON logging on); listed when the wait times out.
   returned: always
