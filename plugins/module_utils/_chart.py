@@ -47,8 +47,10 @@ def chart_url(entry, repo_url):
     return posixpath.join(repo_url.rstrip("/") + "/", url)
 
 
-def cached_path(dest_dir, name, version):
-    return os.path.join(dest_dir, "%s-%s.tgz" % (name, version))
+def cached_path(dest_dir, name, version, repo_url=""):
+    """Per repository: a mirror may serve a different build under the same name and version."""
+    repo_key = hashlib.sha256(repo_url.encode()).hexdigest()[:12] if repo_url else ""
+    return os.path.join(dest_dir, repo_key, "%s-%s.tgz" % (name, version))
 
 
 def sha256_file(path):

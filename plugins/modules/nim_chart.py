@@ -73,7 +73,7 @@ path:
   description: Local path of the chart archive.
   returned: success
   type: str
-  sample: /root/.cache/nimops/charts/nim-llm-2.0.1.tgz
+  sample: /root/.cache/nimops/charts/3f9a0c2e1b7d/nim-llm-2.0.1.tgz
 digest:
   description: SHA-256 of the archive as the index lists it (empty when the index has none).
   returned: success
@@ -119,12 +119,12 @@ def run(module):
     entry = _chart.chart_entry(index, p["name"], p["version"], p["repo_url"])
     url = _chart.chart_url(entry, p["repo_url"])
     digest = entry.get("digest") or ""
-    path = _chart.cached_path(p["dest"], p["name"], p["version"])
+    path = _chart.cached_path(p["dest"], p["name"], p["version"], p["repo_url"])
     if not _chart.needs_download(path, digest):
         return dict(changed=False, path=path, digest=digest, url=url)
     data = _get(module, url)
     _chart.verify(data, digest, p["name"], p["version"])
-    os.makedirs(p["dest"], exist_ok=True)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".part"
     with open(tmp, "wb") as handle:
         handle.write(data)
