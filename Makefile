@@ -30,10 +30,10 @@ sim-status: ## show the simulated cluster's processes and nodes
 	@$(PY) tests/simcluster/simcluster.py status
 
 hosts-up: setup ## start the simulated bare-metal hosts (netns + sshd + podman; builds the test image once)
-	@tests/simhosts/simhosts.py up --hosts $${SIMHOSTS:-2}
+	@$(PY) tests/simhosts/simhosts.py up --hosts $${SIMHOSTS:-2}
 
 hosts-down: ## stop the simulated hosts (by recorded PID); the image and model caches stay
-	@tests/simhosts/simhosts.py down
+	@$(PY) tests/simhosts/simhosts.py down
 
 sanity: setup ## ansible-test sanity on the collection
 	@scripts/sanity.sh

@@ -29,16 +29,18 @@ class ActionModule(ActionBase):
     def _engine_args(self, args):
         return {"docker_host": args["docker_host"]} if args.get("docker_host") else {}
 
-    def _stopped_cause(self, args, task_vars):
-        logs = self._execute_module(module_name="nimops.multinode.docker_logs",
-                                    module_args=dict(name=args["container"], tail=60, **self._engine_args(args)),
+    def _head_logs(self, args, task_vars):
+        return self._execute_module(module_name="nimops.multinode.docker_logs",
+                                    module_args=dict(name=args["container"], tail=200, **self._engine_args(args)),
                                     task_vars=task_vars)
+
+    @staticmethod
+    def _stopped_cause(container, logs):
         if not logs.get("exists"):
-            return "container %s does not exist" % args["container"], []
+            return "container %s does not exist" % container
         state = logs["state"]
-        return ("container %s is %s (exit code %s, restarts %s): %s"
-                % (args["container"], state["status"], state["exit_code"], state["restart_count"],
-                   explain(logs.get("lines", []))), logs.get("lines", []))
+        return "container %s is %s (exit code %s, restarts %s): %s" % (
+            container, state["status"], state["exit_code"], state["restart_count"], explain(logs.get("lines", [])))
 
     def run(self, tmp=None, task_vars=None):
         super(ActionModule, self).run(tmp, task_vars)
@@ -56,6 +58,7 @@ class ActionModule(ActionBase):
         argv = ["ray", "status"] + (["--address", args["address"]] if args.get("address") else [])
         start = time.monotonic()
         last_line, last_print, message, stdout = None, 0.0, "no status yet", ""
+        first_restarts = None
         # Bounded: at most one poll per interval until the timeout, plus the final one.
         for _poll in range(timeout // interval + 2):
             poll_start = time.monotonic()
@@ -64,10 +67,15 @@ class ActionModule(ActionBase):
                 module_name="community.docker.docker_container_exec",
                 module_args=dict(container=args["container"], argv=argv, **self._engine_args(args)),
                 task_vars=task_vars)
-            if res.get("failed") and "rc" not in res:
-                # The exec itself failed: the head container is not running. Say why, from its log.
-                cause, lines = self._stopped_cause(args, task_vars)
-                return {"failed": True, "changed": False, "msg": "Ray head is down: %s" % cause, "log_tail": lines}
+            if res.get("rc", 1) != 0:
+                # No answer: is the head still up, or did it stop / restart since the wait began? Say why, from its log.
+                logs = self._head_logs(args, task_vars)
+                state = logs.get("state") or {}
+                if first_restarts is None and state:
+                    first_restarts = state["restart_count"]
+                if not state.get("running") or state["restart_count"] > first_restarts:
+                    return {"failed": True, "changed": False, "log_tail": logs.get("lines", [])[-40:],
+                            "msg": "Ray head is down: %s" % self._stopped_cause(args["container"], logs)}
             stdout = res.get("stdout", "")
             verdict = "waiting"
             if res.get("rc", 1) != 0:

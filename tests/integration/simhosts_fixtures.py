@@ -32,7 +32,7 @@ N_HOSTS = 2
 
 def _simhosts(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(SIMHOSTS / "simhosts.py"), *args], capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, check=False)
 
 
 def collections_root() -> Path:
@@ -148,12 +148,12 @@ def run_playbook(inventory: Path, playbook: str, *, check: bool = False, diff: b
     cmd = [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(REPO / "playbooks" / playbook)]
     cmd += (["--check"] if check else []) + (["--diff"] if diff else []) + (["-" + "v" * verbosity] if verbosity else [])
     start = time.monotonic()
-    r = subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout, cwd=str(REPO))
+    r = subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout, cwd=str(REPO), check=False)
     return PlayResult(r.returncode, r.stdout + r.stderr, time.monotonic() - start)
 
 
 def model_cache_dir() -> Path:
-    r = subprocess.run([str(SIMHOSTS / "make-model.sh")], capture_output=True, text=True, timeout=3600)
+    r = subprocess.run([str(SIMHOSTS / "make-model.sh")], capture_output=True, text=True, timeout=3600, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     return Path(r.stdout.strip().splitlines()[-1])
 

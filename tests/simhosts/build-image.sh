@@ -80,10 +80,10 @@ fi
 
 log "import into $store as $image"
 mkdir -p "$store"
-runroot="$(mktemp -d /run/nimops-imgbuild.XXXXXX)"   # podman refuses run roots longer than 50 characters
+# Fixed (podman records it in the store's database) and short (podman refuses run roots over 50 characters).
+runroot="/run/nimops-img-$key"
 tar -C "$rootfs" -cf - . | podman --root "$store" --runroot "$runroot" --storage-driver overlay \
     import --change 'ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'WORKDIR /root' - "$image" >"$work/import.log"
-rm -rf "$runroot"
 touch "$stamp"
 log "done: $image"

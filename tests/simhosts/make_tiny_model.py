@@ -20,8 +20,8 @@ WORDS = ("ray node worker leader model cache serve token vector layer tensor pip
 
 
 def corpus(n_lines: int, rng: random.Random):
-    for _ in range(n_lines):
-        yield " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 16)))
+    for _line in range(n_lines):
+        yield " ".join(rng.choice(WORDS) for _word in range(rng.randint(4, 16)))
 
 
 def main(out: Path) -> None:

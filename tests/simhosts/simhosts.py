@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Simulated bare-metal hosts: network namespaces on a bridge, each with its own sshd and podman engine.
 
 Every host is a network namespace with one address on the bridge (10.77.0.0/24) plus a private mount
