@@ -49,7 +49,7 @@ integration: setup sim-build ## integration tests on the simulated test beds
 
 test: sanity lint unit integration ## everything CI runs
 
-demo: setup ## deploy the seed's 405B two-node example (see README)
+demo: setup sim-build ## deploy the seed's 405B two-node example on the simulated cluster (see README)
 	@scripts/demo.sh
 
 bench: setup sim-build ## benchmarks on the test beds (own 32-node sim); figures printed and in bench/results/latest.json
