@@ -12,6 +12,7 @@ Nothing here talks to a cluster, so every rule is unit-tested with realistic obj
 from __future__ import annotations
 
 import datetime
+import re
 
 LWS_NAME_LABEL = "leaderworkerset.sigs.k8s.io/name"
 GROUP_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/group-index"
@@ -25,7 +26,8 @@ def parse_time(value):
         return None
     if isinstance(value, datetime.datetime):
         return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
-    return datetime.datetime.strptime(value.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S%z")
+    # Fractions of a second are dropped: some writers (KWOK, MicroTime fields) add them to RFC 3339 stamps.
+    return datetime.datetime.strptime(re.sub(r"\.\d+", "", value.replace("Z", "+0000")), "%Y-%m-%dT%H:%M:%S%z")
 
 
 def seconds_since(value, now):

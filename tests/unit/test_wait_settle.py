@@ -56,3 +56,12 @@ def test_not_ready_has_no_ready_seconds():
     s["pods"][1]["status"]["conditions"][1]["status"] = "False"
     result = rd.evaluate(s, 0, "nim-llm")
     assert result["ready"] is False and result["ready_seconds"] == 0
+
+
+@pytest.mark.parametrize("stamp", ["2026-11-27T11:50:00Z", "2026-11-27T11:50:00.987691Z",
+                                   "2026-11-27T11:50:00.987691+0000", "2026-11-27T11:50:00+00:00"])
+def test_ready_since_accepts_fractional_and_offset_stamps(stamp):
+    s = snap_ready_since(600, 300)
+    for pod in s["pods"]:
+        pod["status"]["conditions"][1]["lastTransitionTime"] = stamp
+    assert rd.evaluate(s, 0, "nim-llm")["ready_seconds"] == 600
