@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -31,6 +32,7 @@ class ActionModule(ActionBase):
         timeout = int(args.get("timeout", 1800))
         interval = max(1, int(args.get("poll_interval", 2)))
         settle = max(0, int(args.get("settle", 10)))
+        trust_history = boolean(args.get("ready_history", False), strict=False)
         ready_since = None
         start = time.monotonic()
         last_line, last_print = None, 0.0
@@ -51,8 +53,9 @@ class ActionModule(ActionBase):
             elif not result.get("ready"):
                 ready_since = None
             ready_for = int(poll_start - ready_since) if ready_since is not None else 0
-            # Pods Ready for a while already (a re-run) have held: the API's record counts like a watched span.
-            ready_for = max(ready_for, int(result.get("ready_seconds") or 0))
+            # Nothing changed (a re-run): pods Ready for a while have held; the API's record counts like a watched span.
+            if trust_history:
+                ready_for = max(ready_for, int(result.get("ready_seconds") or 0))
             verdict, message = decide(result, elapsed, timeout, ready_for, settle)
             now = time.monotonic()
             if message != last_line or now - last_print >= QUIET_SECONDS:

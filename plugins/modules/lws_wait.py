@@ -66,6 +66,14 @@ options:
         turning Ready (a Ray worker losing its head) is not reported as success.
     type: int
     default: 10
+  ready_history:
+    description:
+      - Count how long the pods have already been Ready, by the API's record (Ready condition transition time),
+        toward O(settle), so a wait on a release that nothing just changed reports ready on its first poll.
+      - Leave false right after an install or upgrade; the old pods are still Ready before the controller starts
+        replacing them.
+    type: bool
+    default: false
   elapsed:
     description: Seconds already waited; set by the action plugin so grace periods count from the start.
     type: int
@@ -142,6 +150,7 @@ def main():
         timeout=dict(type="int", default=1800),
         poll_interval=dict(type="int", default=2),
         settle=dict(type="int", default=10),
+        ready_history=dict(type="bool", default=False),
         elapsed=dict(type="int", default=0),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
