@@ -75,7 +75,7 @@ def sim_overrides(sim, namespace: str, release: str | None = None) -> dict:
 
 def run_playbook(sim, playbook: str, extravars: dict, *, check: bool = False, diff: bool = False,
                  verbosity: int = 0, ngc_key: str | None = None, hf_token: str | None = None,
-                 timeout: float = 900) -> PlayResult:
+                 tags: str | None = None, timeout: float = 900) -> PlayResult:
     env = dict(os.environ)
     env.update({
         "ANSIBLE_COLLECTIONS_PATH": str(collections_root()),
@@ -101,6 +101,8 @@ def run_playbook(sim, playbook: str, extravars: dict, *, check: bool = False, di
         cmd.append("--diff")
     if verbosity:
         cmd.append("-" + "v" * verbosity)
+    if tags:
+        cmd += ["--tags", tags]
     start = time.monotonic()
     try:
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=str(REPO))

@@ -1,0 +1,62 @@
+"""The lws_install role through deploy-nim.yml (--tags lws), four passes: server-side apply of the pinned
+manifests, CRD Established, controller Available, idempotent; a downgrade is refused before any change."""
+
+from __future__ import annotations
+
+import json
+
+from k8s_playbooks import REPO, run_playbook
+
+CRD = "leaderworkersets.leaderworkerset.x-k8s.io"
+
+
+def lws_versions(sim) -> dict:
+    out = {}
+    for args in (["crd", CRD], ["crd", "disaggregatedsets.disaggregatedset.x-k8s.io"],
+                 ["deployment", "lws-controller-manager", "-n", "lws-system"],
+                 ["mutatingwebhookconfiguration", "lws-mutating-webhook-configuration"],
+                 ["validatingwebhookconfiguration", "lws-validating-webhook-configuration"],
+                 ["clusterrole", "lws-manager-role"], ["namespace", "lws-system"]):
+        r = sim.kubectl("get", *args, "-o", "json", check=False)
+        if r.returncode == 0:
+            out["/".join(args[:2])] = json.loads(r.stdout)["metadata"]["resourceVersion"]
+    return out
+
+
+def test_lws_install_four_passes(sim_cluster):
+    sim = sim_cluster
+    preinstalled = sim.refresh()["settings"].get("lws_install", True)
+    ev = {"nim_helm_binary": sim.helm}
+    before = lws_versions(sim)
+
+    r = run_playbook(sim, "deploy-nim.yml", ev, check=True, diff=True, ngc_key="", tags="lws")
+    assert r.rc == 0, r.out[-4000:]
+    assert lws_versions(sim) == before
+    if not preinstalled:
+        assert r.changed >= 1 and before == {}
+
+    r = run_playbook(sim, "deploy-nim.yml", ev, ngc_key="", tags="lws")
+    assert r.rc == 0, r.out[-4000:]
+    crd = sim.kubectl_json("get", "crd", CRD)
+    assert {c["type"]: c["status"] for c in crd["status"]["conditions"]}["Established"] == "True"
+    dep = sim.kubectl_json("get", "deployment", "lws-controller-manager", "-n", "lws-system")
+    assert {c["type"]: c["status"] for c in dep["status"]["conditions"]}["Available"] == "True"
+    assert "registry.k8s.io/lws/lws:v0.9.0" in [c["image"] for c in dep["spec"]["template"]["spec"]["containers"]]
+    installed = lws_versions(sim)
+
+    for check in (True, False):
+        r = run_playbook(sim, "deploy-nim.yml", ev, check=check, ngc_key="", tags="lws")
+        assert r.rc == 0 and r.changed == 0, (check, r.recap, r.out[-4000:])
+        assert lws_versions(sim) == installed
+
+
+def test_downgrade_refused_before_any_change(sim_cluster):
+    sim = sim_cluster
+    before = lws_versions(sim)
+    r = run_playbook(sim, "deploy-nim.yml", {"nim_helm_binary": sim.helm, "lws_install_version": "v0.8.0",
+                                             "lws_install_manifest": str(REPO / "roles/lws_install/files/"
+                                                                         "lws-v0.9.0-manifests.yaml")},
+                     ngc_key="", tags="lws")
+    assert r.rc != 0
+    assert "LeaderWorkerSet v0.9.0 is installed, newer than v0.8.0" in r.out, r.out[-3000:]
+    assert lws_versions(sim) == before
