@@ -33,6 +33,9 @@ class ActionModule(ActionBase):
         interval = max(1, int(args.get("poll_interval", 2)))
         settle = max(0, int(args.get("settle", 10)))
         trust_history = boolean(args.get("ready_history", False), strict=False)
+        if timeout <= 0:
+            return {"failed": True, "changed": False,
+                    "msg": "timeout %d is not a positive number of seconds. Fix: e.g. timeout: 1800." % timeout}
         ready_since = None
         start = time.monotonic()
         last_line, last_print = None, 0.0
