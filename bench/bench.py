@@ -308,7 +308,8 @@ def section_crash(sim: Sim, out: dict, kubectl_timeout: int) -> None:
         watcher.start()
         if mode == "playbook":
             r = run_playbook(sim, playbook_vars(sim, ns, nim_wait_timeout=kubectl_timeout), profile=False)
-            named = "[crash_loop]" in r["message"] and CRASH_MESSAGE in r["message"]
+            # the wait quotes the worker's termination message (classified crash_loop or ray_join_failed)
+            named = CRASH_MESSAGE in r["message"]
             rc, message = r["rc"], r["message"]
             if not values.exists():
                 values.write_text(helm_values(sim, ns))
