@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup sim-build sim-up sim-down sim-status hosts-up hosts-down sanity lint unit integration test demo bench
+.PHONY: help setup sim-build sim-up sim-down sim-status hosts-up hosts-down sanity lint unit integration test demo plan bench
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -51,6 +51,9 @@ test: sanity lint unit integration ## everything CI runs
 
 demo: setup sim-build ## deploy the seed's 405B two-node example on the simulated cluster (see README)
 	@scripts/demo.sh
+
+plan: setup ## what would be deployed and why: the 405B example through nim_plan and nim_values (PLAN_ARGS="-e ...")
+	@scripts/plan.sh $(PLAN_ARGS)
 
 bench: setup sim-build ## benchmarks on the test beds (own 32-node sim); figures printed and in bench/results/latest.json
 	@$(PY) bench/bench.py $(BENCH_ARGS)
