@@ -240,9 +240,9 @@ def _pull_causes(snap, pod, summary):
                 causes.append(_cause("secret_missing", "%s, referenced by the pods' environment, does not exist" %
                                      what, ["secret/" + ref[0]], True))
     if reason == "CreateContainerConfigError":
-        causes.append(_cause("secret_missing", "pod %s cannot start: %s" % (summary["name"],
-                                                                           summary["waiting_message"] or reason),
-                             ["pod/" + summary["name"]], True, detail=summary["waiting_message"]))
+        text = "pod %s cannot start: %s" % (summary["name"], summary["waiting_message"] or reason)
+        causes.append(_cause("secret_missing", text, ["pod/" + summary["name"]], True,
+                             detail=summary["waiting_message"]))
     return causes
 
 

@@ -77,7 +77,7 @@ def list_items(client, api_version, kind, namespace=None, label_selector=None):
         return []
     except DynamicApiError as exc:
         raise _api_error(exc, "list %s" % kind)
-    return [item for item in found.to_dict().get("items") or []]
+    return list(found.to_dict().get("items") or [])
 
 
 def resolve_lws_name(client, namespace, name=None, release=None):
