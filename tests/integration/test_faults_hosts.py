@@ -1,0 +1,147 @@
+"""Fault matrix, bare hosts (two simulated hosts over SSH, real podman, Ray and vLLM CPU): each fault ends with
+a re-run that converges (every Ray node alive, the server answering through the leader's address, changed=0 on
+the run after) and nothing lost (the model cache's files are byte-for-byte the same).
+
+- the Ray head container is killed under a serving cluster;
+- the worker host becomes unreachable in the middle of a rollout (its link goes down once the rollout has
+  started changing containers): the play stops naming that host, and converges once it is back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from simhosts_fixtures import SimHosts, run_playbook, sim_hosts, tiny_model_cache  # noqa: F401
+from ansible_collections.nimops.multinode.plugins.module_utils._ray_status import parse_ray_status
+
+FAKE_NGC_KEY = "nvapi-FAKE-faults-" + uuid.uuid4().hex
+NAME = "nimf" + uuid.uuid4().hex[:6]
+LEADER, WORKER = "simhost1", "simhost2"
+
+
+def digest(root: Path) -> dict:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def deployment(sim_hosts: SimHosts, tiny_model_cache: Path, tmp_path_factory):  # noqa: F811
+    base = {
+        "nim_docker_name": NAME,
+        "nim_docker_engine": "vllm",
+        "nim_docker_image": sim_hosts.info["image"],
+        "nim_docker_gpus_per_node": 0,
+        "nim_docker_shm_size": "1g",
+        "nim_docker_object_store_memory": 256 * 1024 * 1024,
+        "nim_docker_model_cache_dir": str(tiny_model_cache),
+        "nim_docker_model_cache_mount": "/models",
+        "nim_docker_model": "/models/tiny-llama",
+        "nim_docker_served_model_name": "tiny",
+        "nim_docker_distributed_executor_backend": "uni",
+        "nim_docker_server_extra_args": ["--dtype", "float32", "--max-model-len", "128", "--enforce-eager"],
+        "nim_docker_server_env": {"VLLM_CPU_KVCACHE_SPACE": "1"},
+    }
+    d = tmp_path_factory.mktemp("faults")
+    inv = sim_hosts.inventory(d / "inventory.yml", base)
+    with sim_hosts.exclusive():
+        dep = {"inventory": inv, "hosts": sim_hosts, "cache": tiny_model_cache, "base": base, "dir": d,
+               "cache_digest": digest(tiny_model_cache)}
+        r = play(dep)
+        assert r.rc == 0, r.out[-6000:]
+        yield dep
+        link(WORKER, "up")
+        run_playbook(inv, "teardown-nim-docker.yml")
+
+
+def play(dep: dict, inventory: Path | None = None, **kw):
+    return run_playbook(inventory or dep["inventory"], "deploy-nim-docker.yml", env={"NGC_API_KEY": FAKE_NGC_KEY},
+                        **kw)
+
+
+def link(host: str, state: str) -> None:
+    subprocess.run(["ip", "-n", host, "link", "set", "eth0", state], check=True, capture_output=True)
+
+
+def ray_alive(hosts: SimHosts) -> int:
+    head = hosts.engine(LEADER).containers.get(f"{NAME}-ray-head")
+    r = head.exec_run(["ray", "status"])
+    assert r.exit_code == 0, r.output.decode()[-2000:]
+    return parse_ray_status(r.output.decode())["alive"]
+
+
+def serves(hosts: SimHosts) -> bool:
+    r = requests.post(f"http://{hosts.ip(LEADER)}:8000/v1/completions",
+                      json={"model": "tiny", "prompt": "fault matrix", "max_tokens": 3, "temperature": 0}, timeout=60)
+    return r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 3
+
+
+def assert_converged(dep: dict, inventory: Path | None = None) -> None:
+    hosts = dep["hosts"]
+    r = play(dep, inventory)
+    assert r.rc == 0, r.out[-6000:]
+    r = play(dep, inventory)
+    assert r.rc == 0 and r.changed() == {LEADER: 0, WORKER: 0}, (r.changed(), r.out[-4000:])
+    assert ray_alive(hosts) == 2
+    assert serves(hosts)
+    assert digest(dep["cache"]) == dep["cache_digest"], "the model cache changed"
+
+
+def test_ray_head_killed(deployment):
+    hosts = deployment["hosts"]
+    head = hosts.engine(LEADER).containers.get(f"{NAME}-ray-head")
+    before = head.attrs["State"]["StartedAt"]
+    head.kill()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and hosts.engine(LEADER).containers.get(f"{NAME}-ray-head").status == "running" \
+            and hosts.engine(LEADER).containers.get(f"{NAME}-ray-head").attrs["State"]["StartedAt"] == before:
+        time.sleep(0.5)
+    assert_converged(deployment)
+    head = hosts.engine(LEADER).containers.get(f"{NAME}-ray-head")
+    assert head.attrs["State"]["StartedAt"] != before
+
+
+def test_host_unreachable_mid_rollout(deployment):
+    hosts = deployment["hosts"]
+    # a rollout: new worker/head environment, so every Ray container is recreated
+    text = deployment["inventory"].read_text()
+    rollout = deployment["dir"] / "rollout.yml"
+    rollout.write_text(text.replace("nim_docker_server_env:", "nim_docker_env:\n      FAULT_ROLLOUT: '2'\n"
+                                    "    nim_docker_server_env:", 1))
+    assert rollout.read_text() != text
+    head_started = hosts.engine(LEADER).containers.get(f"{NAME}-ray-head").attrs["State"]["StartedAt"]
+    cut = {}
+
+    def cut_when_rolling():
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            try:
+                c = hosts.engine(LEADER).containers.get(f"{NAME}-ray-head")
+                if c.attrs["State"]["StartedAt"] != head_started:
+                    link(WORKER, "down")
+                    cut["at"] = time.monotonic()
+                    return
+            except Exception:  # pylint: disable=broad-except
+                pass  # between removal and creation
+            time.sleep(0.3)
+
+    watcher = threading.Thread(target=cut_when_rolling, daemon=True)
+    watcher.start()
+    try:
+        r = play(deployment, rollout, timeout=1200)
+    finally:
+        watcher.join(timeout=5)
+        link(WORKER, "up")
+    assert "at" in cut, "the rollout never reached the head container"
+    assert r.rc != 0, r.out[-6000:]
+    recap = r.recap()
+    assert recap[WORKER]["unreachable"] + recap[WORKER]["failed"] >= 1, recap
+    assert WORKER in r.out and ("UNREACHABLE" in r.out or "unreachable" in r.out or "Ray nodes alive" in r.out)
+    assert_converged(deployment, rollout)

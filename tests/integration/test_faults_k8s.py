@@ -1,0 +1,234 @@
+"""Fault matrix, Kubernetes path: each fault hits a deploy of the seed's 2-node example while it runs; the play
+either survives it or fails naming it, a re-run converges (Available, changed=0 on the run after), and nothing is
+lost: the model cache PVC keeps its UID (the same volume), the Secrets keep theirs, and there is one release.
+
+Faults that would disturb other tests (the API server, the LWS controller) run on a private sim cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+
+from conftest import run_simcluster, wait_until
+from k8s_playbooks import cleanup_namespace, example_vars, lws_named, run_playbook, sim_overrides
+
+RELEASE = "llama-405b"
+LWS = f"{RELEASE}-nim-llm"
+
+
+def deploy_vars(sim, namespace: str, **extra) -> dict:
+    v = dict(example_vars("llama-3.1-405b-2node.yml"), **sim_overrides(sim, namespace))
+    v["nim_wait_timeout"] = 300
+    # one fake GPU per pod (TP=1, PP=2 over the 2 nodes): several tests' releases fit on the shared sim at once
+    v.update(nim_gpus_per_node=1, nim_tensor_parallel_size=1, nim_pipeline_parallel_size=2)
+    v.update(extra)
+    return v
+
+
+def uids(sim, namespace: str) -> dict:
+    items = sim.kubectl_json("get", "pvc,secrets", "-n", namespace)["items"]
+    return {f'{i["kind"]}/{i["metadata"]["name"]}': i["metadata"]["uid"] for i in items
+            if i.get("type") != "helm.sh/release.v1"}
+
+
+def helm_history(sim, namespace: str) -> list[dict]:
+    r = subprocess.run([sim.helm, "history", RELEASE, "-n", namespace, "-o", "json",
+                        f"--kubeconfig={sim.kubeconfig}"], capture_output=True, text=True, check=False)
+    return json.loads(r.stdout) if r.returncode == 0 else []
+
+
+def available(sim, namespace: str) -> bool:
+    lws = lws_named(sim, namespace)
+    conds = {c["type"]: c["status"] for c in lws.get("status", {}).get("conditions", [])}
+    pods = sim.kubectl_json("get", "pods", "-n", namespace)["items"]
+    ready = [p for p in pods if {c["type"]: c["status"] for c in p["status"].get("conditions", [])}.get("Ready")
+             == "True" and not p["metadata"].get("deletionTimestamp")]
+    return conds.get("Available") == "True" and len(ready) == 2
+
+
+def assert_converged(sim, namespace: str, extravars: dict, kept: dict) -> None:
+    """A re-run succeeds and leaves the release Available; the run after it changes nothing; nothing lost."""
+    r = run_playbook(sim, "deploy-nim.yml", extravars)
+    assert r.rc == 0, f"re-run after the fault did not converge:\n{r.out[-4000:]}"
+    assert "2/2 pods ready" in r.out
+    r = run_playbook(sim, "deploy-nim.yml", extravars)
+    assert r.rc == 0 and r.changed == 0, (r.recap, r.out[-3000:])
+    assert available(sim, namespace)
+    now = uids(sim, namespace)
+    for name, uid in kept.items():
+        assert now.get(name) == uid, f"{name} lost or replaced ({uid} -> {now.get(name)})"
+    history = helm_history(sim, namespace)
+    assert history and history[-1]["status"] == "deployed", history
+    assert [h for h in history if h["status"] == "pending-install" or h["status"] == "pending-upgrade"] == []
+
+
+class DuringDeploy(threading.Thread):
+    """Runs `action` once `trigger()` is true while the playbook runs (polled every 0.2 s, bounded)."""
+
+    def __init__(self, trigger, action, timeout: float = 240):
+        super().__init__(daemon=True)
+        self.trigger, self.action, self.timeout = trigger, action, timeout
+        self.fired_at = None
+        self.error = None
+
+    def run(self):
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.trigger():
+                    self.fired_at = time.monotonic()
+                    self.action()
+                    return
+            except Exception as exc:  # pylint: disable=broad-except
+                self.error = exc
+            time.sleep(0.2)
+
+
+def lws_exists(sim, namespace: str) -> bool:
+    r = sim.kubectl("get", "leaderworkersets", "-n", namespace, "-o", "name", check=False, timeout=10)
+    return r.returncode == 0 and bool(r.stdout.strip())
+
+
+@pytest.fixture
+def namespace(sim_cluster):
+    name = f"fault-{uuid.uuid4().hex[:8]}"
+    yield name
+    cleanup_namespace(sim_cluster, name)
+
+
+def first_deploy(sim, namespace: str) -> tuple[dict, dict]:
+    """A healthy release to break; returns its vars and the UIDs of what must survive."""
+    extravars = deploy_vars(sim, namespace)
+    r = run_playbook(sim, "deploy-nim.yml", extravars)
+    assert r.rc == 0, r.out[-4000:]
+    kept = uids(sim, namespace)
+    assert "PersistentVolumeClaim/nim-model-cache" in kept and "Secret/ngc-api" in kept, kept
+    return extravars, kept
+
+
+def test_worker_pod_deleted_mid_wait(sim_cluster, namespace):
+    """The worker is deleted while the wait runs: LWS recreates the group, the play waits for it and succeeds,
+    never reporting ready while a pod is not."""
+    sim = sim_cluster
+    extravars, kept = first_deploy(sim, namespace)
+    # change something so the release is upgraded and waited on again; delete the worker as soon as it exists
+    extravars["nim_extra_values"] = {"podAnnotations": {"bench.nimops.test/rev": "2"}}
+    worker = f"{LWS}-0-1"
+
+    def worker_running() -> bool:
+        r = sim.kubectl("get", "pod", worker, "-n", namespace, "-o", "json", check=False, timeout=10)
+        if r.returncode != 0:
+            return False
+        pod = json.loads(r.stdout)
+        return pod["metadata"].get("annotations", {}).get("bench.nimops.test/rev") == "2"
+
+    deleted = DuringDeploy(worker_running, lambda: sim.kubectl("delete", "pod", worker, "-n", namespace,
+                                                                "--wait=false"))
+    deleted.start()
+    r = run_playbook(sim, "deploy-nim.yml", extravars)
+    deleted.join(timeout=5)
+    assert deleted.fired_at is not None, f"the worker was never seen to delete ({deleted.error})"
+    assert r.rc == 0, r.out[-4000:]
+    assert "1/1 groups ready, 2/2 pods ready" in r.out
+    assert_converged(sim, namespace, extravars, kept)
+
+
+def test_helm_failure_leaves_previous_release_intact(sim_cluster, namespace):
+    """An upgrade the API server rejects (an invalid label key on the chart's Service) fails the play naming
+    Helm's error; the atomic upgrade rolls back: the running pods, the LWS spec, the Service and the values are
+    the old ones."""
+    sim = sim_cluster
+    extravars, kept = first_deploy(sim, namespace)
+    lws_before = lws_named(sim, namespace)
+    pods_before = {p["metadata"]["name"]: p["metadata"]["uid"]
+                   for p in sim.kubectl_json("get", "pods", "-n", namespace)["items"]}
+    service_before = sim.kubectl_json("get", "service", LWS, "-n", namespace)
+    bad = dict(extravars, nim_extra_values={"service": {"labels": {"not a valid/label key!": "x"}}})
+    r = run_playbook(sim, "deploy-nim.yml", bad)
+    assert r.rc != 0, r.out[-4000:]
+    msg = r.failure_message()
+    assert "not a valid/label key!" in msg or "Invalid value" in msg or "invalid" in msg.lower(), msg
+    lws_after = lws_named(sim, namespace)
+    assert lws_after["spec"]["leaderWorkerTemplate"] == lws_before["spec"]["leaderWorkerTemplate"]
+    assert {p["metadata"]["name"]: p["metadata"]["uid"]
+            for p in sim.kubectl_json("get", "pods", "-n", namespace)["items"]} == pods_before
+    history = helm_history(sim, namespace)
+    assert history[-1]["status"] == "deployed", history
+    values = subprocess.run([sim.helm, "get", "values", RELEASE, "-n", namespace, "-o", "json",
+                             f"--kubeconfig={sim.kubeconfig}"], capture_output=True, text=True, check=True).stdout
+    assert "not a valid" not in values
+    service_after = sim.kubectl_json("get", "service", LWS, "-n", namespace)
+    assert service_after["metadata"]["labels"] == service_before["metadata"]["labels"]
+    assert_converged(sim, namespace, extravars, kept)
+
+
+# ---------------------------------------------------------------- faults on a private cluster
+
+@pytest.fixture
+def private_sim(sim_cluster_factory):
+    return sim_cluster_factory(nodes=4, lws_install=True)
+
+
+def test_api_server_restarted_during_deploy(private_sim):
+    """The API server is killed while the play waits on the release and restarted 3 s later."""
+    sim = private_sim
+    namespace = sim.namespace("fault")
+    extravars = deploy_vars(sim, namespace)
+
+    def restart_api_server():
+        pid = sim.refresh()["processes"]["kube-apiserver"]["pid"]
+        subprocess.run(["kill", "-9", str(pid)], check=True)
+        time.sleep(3)
+        r = run_simcluster("up", "--nodes", "4", env=sim.env, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+    restart = DuringDeploy(lambda: lws_exists(sim, namespace), restart_api_server)
+    restart.start()
+    r = run_playbook(sim, "deploy-nim.yml", extravars)
+    restart.join(timeout=320)
+    assert restart.fired_at is not None, f"the API server was never restarted ({restart.error})"
+    assert restart.error is None, restart.error
+    if r.rc != 0:
+        # allowed only with a message about the API connection, not a traceback or a wrong cause
+        msg = r.failure_message()
+        assert "Traceback" not in msg and any(
+            s in msg.lower() for s in ("connection refused", "connect", "api server", "unavailable")), msg
+    wait_until("API server back", lambda: sim.kubectl("get", "--raw", "/readyz", check=False).returncode == 0,
+               timeout=120)
+    kept = uids(sim, namespace)
+    assert "PersistentVolumeClaim/nim-model-cache" in kept
+    assert_converged(sim, namespace, extravars, kept)
+
+
+def test_lws_controller_down(private_sim):
+    """With the LWS controller down the deploy fails naming it (its webhook refuses the LeaderWorkerSet) and
+    leaves no half-applied release; once the controller is back, a re-run converges."""
+    sim = private_sim
+    namespace = sim.namespace("fault")
+    extravars = deploy_vars(sim, namespace)
+    r = run_playbook(sim, "deploy-nim.yml", extravars)
+    assert r.rc == 0, r.out[-4000:]
+    kept = uids(sim, namespace)
+
+    sim.stop_lws_manager()
+    try:
+        upgrade = dict(extravars, nim_extra_values={"podAnnotations": {"fault.nimops.test/rev": "2"}})
+        r = run_playbook(sim, "deploy-nim.yml", upgrade, timeout=600)
+        assert r.rc != 0, r.out[-4000:]
+        msg = r.failure_message()
+        assert any(s in msg for s in ("lws-webhook-service", "LeaderWorkerSet controller", "lws_controller",
+                                      "webhook")), msg
+        # the webhook refused the change, so the running LWS and its pods are the old ones (Helm records the
+        # attempt, and its rollback, as failed: the rollback needs the same webhook)
+        assert "fault.nimops.test/rev" not in json.dumps(lws_named(sim, namespace)["spec"])
+        assert available(sim, namespace)
+        assert [h["status"] for h in helm_history(sim, namespace)][0] in ("deployed", "superseded")
+    finally:
+        sim.start_lws_manager()
+    assert_converged(sim, namespace, upgrade, kept)
