@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -151,11 +152,23 @@ def fleet(fleet_hosts: SimHosts, tmp_path_factory) -> dict:
     with fleet_hosts.exclusive():
         yield dep
         set_link(fleet_hosts, "simhost6x4", up=True)
-        run_playbook(dep["inventory"](128), "teardown-nim-docker.yml")
+        play(dep["inventory"](128), "teardown-nim-docker.yml")
+
+
+def private_collections_root() -> Path:
+    """This checkout as nimops.multinode, through a link only these tests use (a shared link can be re-pointed
+    at another checkout by a concurrent session)."""
+    root = Path(tempfile.gettempdir()) / f"nimops-fleet-ac-{os.getuid()}-{os.getpid()}"
+    link = root / "ansible_collections" / "nimops" / "multinode"
+    if not link.is_symlink():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(REPO)
+    return root
 
 
 def play(inventory: Path, playbook: str = "rollout-nim-docker.yml", **kw):
-    return run_playbook(inventory, playbook, env={"NGC_API_KEY": FAKE_NGC_KEY}, **kw)
+    return run_playbook(inventory, playbook, env={"NGC_API_KEY": FAKE_NGC_KEY,
+                                                  "ANSIBLE_COLLECTIONS_PATH": str(private_collections_root())}, **kw)
 
 
 def set_link(hosts: SimHosts, host: str, up: bool) -> None:
@@ -253,7 +266,6 @@ def test_unreachable_host_stops_rollout_with_replica_named(fleet):
     assert "replica_a (simhost6x1, simhost6x2): upgraded" in s, s
     assert "replica_b (simhost6x3, simhost6x4): failed - unreachable before the upgrade: simhost6x4" in s, s
     assert "Rollout stopped: 1 of 2 replicas failed" in r.out
-    assert r.recap()["simhost6x4"]["unreachable"] == 0 or True  # reachability was probed with ignore_unreachable
     # Replica A was upgraded and is back in service; replica B was never drained and still serves the old flags.
     assert sorted(fleet["members"].read_text().split()) == sorted([a, b])
     assert max_model_len(a) == 96 and max_model_len(b) == 112

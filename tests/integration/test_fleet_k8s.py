@@ -15,9 +15,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from k8s_playbooks import ANSIBLE_PLAYBOOK, REPO, PlayResult, cleanup_namespace, collections_root
+from k8s_playbooks import ANSIBLE_PLAYBOOK, REPO, PlayResult, cleanup_namespace
 
 FAULT = "sim.nimops.test/fault"
+
+
+def private_collections_root() -> Path:
+    """This checkout as nimops.multinode, through a link only these tests use (a shared link can be re-pointed
+    at another checkout by a concurrent session)."""
+    root = Path(tempfile.gettempdir()) / f"nimops-fleet-ac-{os.getuid()}-{os.getpid()}"
+    link = root / "ansible_collections" / "nimops" / "multinode"
+    if not link.is_symlink():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(REPO)
+    return root
 
 
 def inventory(sim, releases: dict) -> Path:
@@ -41,7 +52,7 @@ def inventory(sim, releases: dict) -> Path:
 def run_fleet(sim, inv: Path, timeout: float = 1500) -> PlayResult:
     env = dict(os.environ)
     env.update({
-        "ANSIBLE_COLLECTIONS_PATH": str(collections_root()),
+        "ANSIBLE_COLLECTIONS_PATH": str(private_collections_root()),
         "K8S_AUTH_KUBECONFIG": sim.kubeconfig,
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
