@@ -1,6 +1,7 @@
 """Fixtures and helpers of the bare-Docker integration tests: the simulated hosts of tests/simhosts.
 
-`sim_hosts` (session scope) brings up two simulated hosts (network namespaces with sshd and a podman engine
+`sim_hosts` (session scope) holds the hosts for this test session alone (a lock file; concurrent sessions wait),
+and brings up two simulated hosts (network namespaces with sshd and a podman engine
 each), reusing hosts that are already up, and stops them at the end only if this session started them
 (NIMOPS_SIMHOSTS_KEEP=1 leaves them running). The test image and the tiny model are built once and cached.
 """
@@ -28,6 +29,7 @@ SIMHOSTS = REPO / "tests" / "simhosts"
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 HOST_RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 N_HOSTS = 2
+_HELD = {"depth": 0}  # exclusive() is re-entrant within one test session
 
 
 def _simhosts(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
@@ -96,6 +98,13 @@ class SimHosts:
     def exclusive(self, timeout: float = 1800):
         """Hold the hosts for one deployment at a time: Ray's pinned ports and the server port are per host,
         so two clusters deployed at once by concurrent test sessions would break each other."""
+        if _HELD["depth"]:
+            _HELD["depth"] += 1
+            try:
+                yield
+            finally:
+                _HELD["depth"] -= 1
+            return
         lock = Path(self.info["hosts"][self.names[0]]["state_dir"]).parent / "deployments.lock"
         with open(lock, "a") as handle:
             deadline = time.monotonic() + timeout
@@ -107,9 +116,11 @@ class SimHosts:
                     if time.monotonic() > deadline:
                         raise AssertionError(f"simulated hosts still busy after {timeout}s ({lock})")
                     time.sleep(2)
+            _HELD["depth"] = 1
             try:
                 yield
             finally:
+                _HELD["depth"] = 0
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def containers(self, host: str) -> list:
@@ -170,7 +181,10 @@ def sim_hosts() -> SimHosts:
         started = True
         info = json.loads(_simhosts("inventory", timeout=60).stdout)
     hosts = SimHosts(info=info)
-    yield hosts
+    # One test session at a time deploys on the hosts (Ray's pinned ports and the server port are per host):
+    # every test using this fixture is covered, whichever file it is in.
+    with hosts.exclusive(timeout=3600):
+        yield hosts
     if started and os.environ.get("NIMOPS_SIMHOSTS_KEEP") != "1":
         r = _simhosts("down", timeout=600)
         assert r.returncode == 0, r.stdout + r.stderr
