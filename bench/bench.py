@@ -346,7 +346,9 @@ def section_crash(sim: Sim, out: dict, kubectl_timeout: int) -> None:
     shutil.rmtree(helm_home, ignore_errors=True)
     pb = res["playbook"]["seconds_after_first_crash"]
     res["kubectl_wait_timeout_s"] = kubectl_timeout
-    res["kubectl_wait_vs_playbook"] = ratio(res["kubectl_wait"]["seconds_after_first_crash"], pb)
+    # a ratio only means something when both commands returned after the crash
+    kw = res["kubectl_wait"]["seconds_after_first_crash"]
+    res["kubectl_wait_vs_playbook"] = ratio(kw, pb) if kw is not None and kw > 0 and pb and pb > 0 else None
     res["targets"] = {"playbook_after_first_crash_max_s": 15}
     out["crash"] = res
 
@@ -473,7 +475,12 @@ def summary(out: dict) -> str:
             lines.append(f"worker crash -> {k}: rc={x['rc']}, {x['seconds_after_first_crash']}s after the first crash, "
                          f"names the cause: {x['names_cause']}")
         lines.append(f"  kubectl wait (timeout {c['kubectl_wait_timeout_s']}s) / playbook = "
-                     f"{c['kubectl_wait_vs_playbook']}x (playbook target <= 15s)")
+                     f"{c['kubectl_wait_vs_playbook'] or 'n/a (kubectl wait reported success)'}x "
+                     f"(playbook target <= 15s)")
+        if "kubectl_wait_on_crashing_group" in c:
+            k = c["kubectl_wait_on_crashing_group"]
+            lines.append(f"  kubectl wait started on the crash-looping group: rc={k['rc']} after {k['seconds']}s "
+                         f"({k['output'][-80:]})")
     s = out.get("scale")
     if s:
         lines.append("scale (releases at once on 32 GPU nodes): " + ", ".join(
