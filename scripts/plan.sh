@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PWD/.venv/bin:$PATH
-ANSIBLE_COLLECTIONS_PATH=$(scripts/collection-tree.sh)
+ANSIBLE_COLLECTIONS_PATH=$(scripts/collection-tree.sh build/plan)
 export ANSIBLE_COLLECTIONS_PATH
 # Readable output: results as YAML, no retry files, no warnings about the implicit localhost inventory.
 export ANSIBLE_CALLBACK_RESULT_FORMAT=yaml ANSIBLE_RETRY_FILES_ENABLED=false ANSIBLE_LOCALHOST_WARNING=false

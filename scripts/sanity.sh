@@ -46,8 +46,12 @@ if ! command -v shellcheck >/dev/null; then
   fi
 fi
 
-collections=$(scripts/collection-tree.sh)
+# A tree of its own per run, so a demo, a plan or another sanity run replacing build/ cannot pull it away.
+mkdir -p build
+run_root=$(mktemp -d "$PWD/build/sanity.XXXXXX")
+trap 'rm -rf "$run_root"' EXIT
+collections=$(scripts/collection-tree.sh "$run_root")
 cd "$collections/ansible_collections/nimops/multinode"
 # Otherwise ansible-test finds the enclosing repository, where build/ is ignored, and sees no files.
 git init --quiet .
-exec ansible-test sanity --venv --python "$pyver" --color no "$@"
+ansible-test sanity --venv --python "$pyver" --color no "$@"
