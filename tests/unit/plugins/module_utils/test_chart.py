@@ -40,8 +40,8 @@ def test_refusals(name, version, rule, text):
 def test_cache_and_digest(tmp_path):
     path = _chart.cached_path(str(tmp_path), "nim-llm", "2.0.1")
     assert path == str(tmp_path / "nim-llm-2.0.1.tgz")
-    assert _chart.cached_path("/c", "nim-llm", "2.0.1", "https://a") != _chart.cached_path("/c", "nim-llm", "2.0.1",
-                                                                                          "https://b")
+    assert _chart.cached_path("/c", "nim-llm", "2.0.1", "https://a") != \
+        _chart.cached_path("/c", "nim-llm", "2.0.1", "https://b")
     assert _chart.needs_download(path, "") is True
     (tmp_path / "nim-llm-2.0.1.tgz").write_bytes(b"chart")
     good = hashlib.sha256(b"chart").hexdigest()
