@@ -15,7 +15,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +37,11 @@ def _simhosts(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
 
 
 def collections_root() -> Path:
-    """An ansible_collections/nimops/multinode tree pointing at this checkout."""
-    root = Path(tempfile.gettempdir()) / f"nimops-ac-{os.getuid()}"
+    """An ansible_collections/nimops/multinode tree pointing at this checkout.
+
+    Inside the checkout (build/), not in /tmp: a link shared by every checkout on the machine gets re-pointed by
+    another checkout's tests in the middle of a play (seen: roles vanishing mid-run, KeyError on the role path)."""
+    root = REPO / "build" / "simhosts-collections"
     link = root / "ansible_collections" / "nimops" / "multinode"
     link.parent.mkdir(parents=True, exist_ok=True)
     if not link.is_symlink() or link.resolve() != REPO:
