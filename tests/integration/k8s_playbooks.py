@@ -3,6 +3,7 @@ read the play recap, and snapshot resourceVersions to prove check mode changed n
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -25,7 +26,9 @@ FAKE_HF_TOKEN = "hf_FAKEleaktoken000000000000000000000"
 
 def collections_root() -> Path:
     """An ansible_collections/nimops/multinode tree pointing at this checkout (what ansible needs to find it)."""
-    root = Path(tempfile.gettempdir()) / f"nimops-ac-{os.getuid()}"
+    # one tree per checkout: two checkouts running tests at once must not re-point each other's link
+    tag = hashlib.sha256(str(REPO).encode()).hexdigest()[:10]
+    root = Path(tempfile.gettempdir()) / f"nimops-ac-{os.getuid()}-{tag}"
     link = root / "ansible_collections" / "nimops" / "multinode"
     link.parent.mkdir(parents=True, exist_ok=True)
     if not link.is_symlink() or link.resolve() != REPO:
