@@ -319,18 +319,18 @@ def section_crash(sim: Sim, out: dict, kubectl_timeout: int) -> None:
             rc, message = r["rc"], r["output"]
             named = CRASH_MESSAGE in message or "CrashLoopBackOff" in message
         # a command that returned before the worker crashed: wait for the crash to date the verdict against it
-        for _ in range(120):
+        for _attempt in range(120):
             if watcher.first_crash is not None:
                 break
             time.sleep(0.5)
         crash = watcher.first_crash
         after = round(r["end"] - crash, 2) if crash else None
+        later = "?" if after is None else abs(after)
         res[mode] = {"rc": rc, "seconds_total": r["seconds"], "seconds_after_first_crash": after,
                      "failed": rc != 0, "names_cause": named, "message": message[-400:],
                      "verdict": ("failure naming the cause" if rc != 0 and named else
                                  "failure without the cause" if rc != 0 else
-                                 "reported success (the group crashed %ss later)" % (-after if after is not None
-                                                                                      else "?")),
+                                 "reported success (the group crashed %ss later)" % later),
                      "workers_labelled": watcher.labelled}
         log(f"  {mode}: rc={rc} total={r['seconds']}s after-first-crash={after}s {res[mode]['verdict']}")
         if mode == "kubectl_wait" and crash is not None:
@@ -358,7 +358,7 @@ def section_scale(sim: Sim, out: dict, counts=(1, 4, 8)) -> None:
     manifest = None
     res = {}
     for n in counts:
-        tags = [uuid.uuid4().hex[:5] for _ in range(n)]
+        tags = [uuid.uuid4().hex[:5] for _i in range(n)]
         nss = [f"bs{n}-{t}" for t in tags]
         t0 = time.monotonic()
         results = [None] * n

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from simhosts_fixtures import SimHosts, run_playbook, sim_hosts, tiny_model_cache  # noqa: F401
+from simhosts_fixtures import SimHosts, run_playbook, sim_hosts, tiny_model_cache  # noqa: F401  # pylint: disable=unused-import
 from ansible_collections.nimops.multinode.plugins.module_utils._ray_status import parse_ray_status
 
 FAKE_NGC_KEY = "nvapi-FAKE-faults-" + uuid.uuid4().hex

@@ -128,8 +128,10 @@ def test_worker_pod_deleted_mid_wait(sim_cluster, namespace):
         pod = json.loads(r.stdout)
         return pod["metadata"].get("annotations", {}).get("bench.nimops.test/rev") == "2"
 
-    deleted = DuringDeploy(worker_running, lambda: sim.kubectl("delete", "pod", worker, "-n", namespace,
-                                                                "--wait=false"))
+    def delete_worker():
+        sim.kubectl("delete", "pod", worker, "-n", namespace, "--wait=false")
+
+    deleted = DuringDeploy(worker_running, delete_worker)
     deleted.start()
     r = run_playbook(sim, "deploy-nim.yml", extravars)
     deleted.join(timeout=5)

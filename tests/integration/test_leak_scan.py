@@ -29,7 +29,7 @@ from pathlib import Path
 
 from k8s_playbooks import REPO, cleanup_namespace, example_vars, run_playbook
 from simhosts_fixtures import run_playbook as run_hosts_playbook
-from simhosts_fixtures import sim_hosts, tiny_model_cache  # noqa: F401  (fixtures used by name)
+from simhosts_fixtures import sim_hosts, tiny_model_cache  # noqa: F401  # pylint: disable=unused-import
 
 TOKEN = uuid.uuid4().hex
 NGC = f"nvapi-FAKE-leakscan-{TOKEN}"
