@@ -15,6 +15,9 @@ description:
   - The password stays in memory; it never appears in a command line, a file or the result.
     Install the returned RV(path) with M(kubernetes.core.helm).
   - A cached file whose digest matches the index is not downloaded again.
+  - Filling the cache is reported as RV(downloaded), not as a change: the cache is the controller's working
+    state, not the managed system, and execution environments start each job with an empty one (AWX), so a
+    re-run that changes nothing on the cluster still reports C(changed=false).
 author:
   - nimops maintainers (@nimops)
 attributes:
@@ -82,6 +85,10 @@ url:
   description: Where the archive was downloaded from.
   returned: success
   type: str
+downloaded:
+  description: Whether the archive was fetched in this run (false when the cached copy matched).
+  returned: success
+  type: bool
 """
 
 import os
@@ -121,7 +128,7 @@ def run(module):
     digest = entry.get("digest") or ""
     path = _chart.cached_path(p["dest"], p["name"], p["version"], p["repo_url"])
     if not _chart.needs_download(path, digest):
-        return dict(changed=False, path=path, digest=digest, url=url)
+        return dict(changed=False, downloaded=False, path=path, digest=digest, url=url)
     data = _get(module, url)
     _chart.verify(data, digest, p["name"], p["version"])
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -129,7 +136,7 @@ def run(module):
     with open(tmp, "wb") as handle:
         handle.write(data)
     os.replace(tmp, path)
-    return dict(changed=True, path=path, digest=digest, url=url)
+    return dict(changed=False, downloaded=True, path=path, digest=digest, url=url)
 
 
 def main():
