@@ -54,11 +54,18 @@ def deployment(sim_hosts: SimHosts, tiny_model_cache: Path, tmp_path_factory):  
     with sim_hosts.exclusive():
         dep = {"inventory": inv, "hosts": sim_hosts, "cache": tiny_model_cache, "base": base, "dir": d,
                "cache_digest": digest(tiny_model_cache)}
-        r = play(dep)
-        assert r.rc == 0, r.out[-6000:]
-        yield dep
-        link(WORKER, "up")
-        run_playbook(inv, "teardown-nim-docker.yml")
+        try:
+            r = play(dep)
+            assert r.rc == 0, r.out[-6000:]
+            yield dep
+        finally:
+            # whatever happened (a failed first deploy too), leave no container of ours on the shared hosts
+            link(WORKER, "up")
+            run_playbook(inv, "teardown-nim-docker.yml")
+            for host in sim_hosts.names:
+                for c in sim_hosts.containers(host):
+                    if c.name.startswith(NAME + "-"):
+                        c.remove(force=True)
 
 
 def play(dep: dict, inventory: Path | None = None, **kw):
