@@ -15,7 +15,7 @@ description:
   - The password stays in memory; it never appears in a command line, a file or the result.
     Install the returned RV(path) with M(kubernetes.core.helm).
   - A cached file whose digest matches the index is not downloaded again.
-  - Filling the cache is reported as RV(downloaded), not as a change: the cache is the controller's working
+  - Filling the cache is reported as RV(downloaded), not as a change; the cache is the controller's working
     state, not the managed system, and execution environments start each job with an empty one (AWX), so a
     re-run that changes nothing on the cluster still reports C(changed=false).
 author:
