@@ -100,18 +100,21 @@ class BoundedClient(threading.Thread):
     """Sends completions, one at a time, to the backends listed in the membership file (round robin), until
     stopped, or until max_requests or max_seconds. Every answer other than a 200 with tokens is a failure."""
 
-    def __init__(self, members: Path, max_requests: int = 3000, max_seconds: float = 1200):
+    # Bounds sized for a loaded 2-core machine, where one replica's upgrade took up to ~8 minutes: at about 4
+    # requests a second the client must outlast the whole rollout, or it stops before seeing every stage.
+    def __init__(self, members: Path, max_requests: int = 20000, max_seconds: float = 2700):
         super().__init__(daemon=True)
         self.members, self.max_requests, self.max_seconds = members, max_requests, max_seconds
         self.stop = threading.Event()
         self.ok: dict = {}
         self.failures: list = []
         self.backend_sets: set = set()
+        self.sent = 0
+        self.ended_by = ""
 
     def run(self) -> None:
         deadline = time.monotonic() + self.max_seconds
-        sent = 0
-        while not self.stop.is_set() and sent < self.max_requests and time.monotonic() < deadline:
+        while not self.stop.is_set() and self.sent < self.max_requests and time.monotonic() < deadline:
             backends = sorted(line.strip() for line in self.members.read_text().splitlines()
                               if line.strip() and not line.startswith("#"))
             self.backend_sets.add(tuple(backends))
@@ -119,8 +122,8 @@ class BoundedClient(threading.Thread):
                 self.failures.append(("-", "no backend in service"))
                 time.sleep(0.5)
                 continue
-            backend = backends[sent % len(backends)]
-            sent += 1
+            backend = backends[self.sent % len(backends)]
+            self.sent += 1
             assert backend.startswith("10.77.6."), backend  # only the private simulated hosts are contacted
             try:
                 r = requests.post(f"http://{backend}/v1/completions", timeout=30,
@@ -131,12 +134,14 @@ class BoundedClient(threading.Thread):
                     self.failures.append((backend, f"{r.status_code} {r.text[:200]}"))
             except requests.RequestException as exc:
                 self.failures.append((backend, repr(exc)[:200]))
-            time.sleep(0.1)
+            time.sleep(0.2)
+        self.ended_by = "stop" if self.stop.is_set() else "bound"
 
     def finish(self) -> dict:
         self.stop.set()
         self.join(timeout=60)
         return {"ok": sum(self.ok.values()), "ok_per_backend": dict(self.ok), "failed": len(self.failures),
+                "stopped_by_test": self.ended_by == "stop",
                 "failures": self.failures[:5], "backend_sets": sorted(self.backend_sets)}
 
 
@@ -215,6 +220,7 @@ def test_rolling_upgrade_with_zero_failed_requests(fleet):
     assert "rollout finished; 0 of 2 replicas failed" in s, s
     assert "replica_a (simhost6x1, simhost6x2): upgraded" in s and "replica_b (simhost6x3, simhost6x4): upgraded" in s
     assert got["failed"] == 0, got["failures"]
+    assert got["stopped_by_test"], "the client hit its bound before the rollout ended"
     assert got["ok"] >= 50, got
     a, b = fleet["leaders"]["replica_a"], fleet["leaders"]["replica_b"]
     # One replica at a time: each was out of service alone, never both.
@@ -236,6 +242,7 @@ def test_rerun_changes_nothing(fleet):
 def test_unreachable_host_stops_rollout_with_replica_named(fleet):
     hosts = fleet["hosts"]
     a, b = fleet["leaders"]["replica_a"], fleet["leaders"]["replica_b"]
+    b_before = max_model_len(b)
     client = BoundedClient(fleet["members"])
     client.start()
     proc_out = {}
@@ -268,8 +275,9 @@ def test_unreachable_host_stops_rollout_with_replica_named(fleet):
     assert "Rollout stopped: 1 of 2 replicas failed" in r.out
     # Replica A was upgraded and is back in service; replica B was never drained and still serves the old flags.
     assert sorted(fleet["members"].read_text().split()) == sorted([a, b])
-    assert max_model_len(a) == 96 and max_model_len(b) == 112
+    assert max_model_len(a) == 96 and max_model_len(b) == b_before
     assert got["failed"] == 0, got["failures"]
+    assert got["stopped_by_test"], "the client hit its bound before the rollout ended"
     assert got["ok_per_backend"].get(a, 0) > 0
     STATE["unreachable"] = {"seconds": round(r.seconds), **{k: got[k] for k in ("ok", "failed", "ok_per_backend")}}
 
