@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmarks of the collection on the simulated test beds; every figure is a ratio against a baseline measured
 in the same run on the same machine. `make bench` runs it; results go to bench/results/latest.json.
 

@@ -30,6 +30,7 @@ trap 'rm -rf "$tmp"' EXIT
 printf 'NGC_API_KEY=%s\n' "$NGC_API_KEY" >"$tmp/ngc.env"
 kubectl -n "$NS" create secret generic ngc-api --from-env-file="$tmp/ngc.env" >/dev/null
 auth=$(printf '%s' "\$oauthtoken:$NGC_API_KEY" | base64 -w0)
+# shellcheck disable=SC2016  # $oauthtoken is the literal registry user name
 printf '{"auths":{"nvcr.io":{"username":"$oauthtoken","password":"%s","auth":"%s"}}}' "$NGC_API_KEY" "$auth" \
   >"$tmp/dockerconfig.json"
 kubectl -n "$NS" create secret generic nvcr-imagepull --type=kubernetes.io/dockerconfigjson \
@@ -42,6 +43,7 @@ spec:
   accessModes: [ReadWriteMany]
   resources: {requests: {storage: 1000Gi}}
 EOF
+# shellcheck disable=SC2016  # $oauthtoken is the literal registry user name
 printf '%s' "$NGC_API_KEY" | "$HELM" repo add nim-bench "$REPO_URL" --username '$oauthtoken' --password-stdin \
   --force-update >/dev/null
 install=("$HELM" install "$RELEASE" nim-bench/nim-llm --version "$CHART_VERSION" -n "$NS" -f "$VALUES")
