@@ -85,6 +85,8 @@ REMEDIATION = {
     "json_logging_enabled": "model.jsonLogging must be false for multi-node (NIM_JSONL_LOGGING=0).",
     "network_policy_blocks_ray": "A NetworkPolicy selects the NIM pods but allows no ingress on the Ray port: "
                                  "add a rule allowing that port between the release's pods.",
+    "group_recreated": "A pod of the group was deleted (by hand, an eviction or a node drain) and LWS recreates "
+                       "the whole group; nothing to fix unless it keeps happening.",
     "not_ready": "A pod is Running but not Ready: the server is still starting or its readiness probe fails; "
                  "check the leader's logs ('kubectl logs <leader>').",
 }
@@ -288,6 +290,17 @@ def _crash_causes(snap, pod, summary):
     return [_cause(code, text, ["pod/" + summary["name"]], True, detail=message or None)]
 
 
+RECREATE_MESSAGE = re.compile(r"Worker pod (\S+) failed")
+
+
+def _deleted_without_restart(snap, pod_name):
+    """LWS logs the same RecreateGroup event for a restarted and for a deleted pod: the versions of the named pod
+    seen while waiting tell which. A deletion (a person, an eviction, a drain) is no crash: the group comes back."""
+    versions = [pod_summary(p) for p in (snap.get("observed_pods") or []) + snap["pods"]
+                if p["metadata"]["name"] == pod_name]
+    return any(v["deleting"] for v in versions) and not any(v["restarts"] for v in versions)
+
+
 def _recreate_causes(snap, waited):
     """LWS deletes a group as soon as one of its pods restarts; its event outlives the crashed pod."""
     causes = []
@@ -298,9 +311,14 @@ def _recreate_causes(snap, waited):
         age = seconds_since(when, snap["now"])
         if waited is not None and age is not None and age > waited + 5:
             continue  # from before this wait
+        message = e.get("message") or e.get("note") or ""
+        named = RECREATE_MESSAGE.search(message)
+        if named and _deleted_without_restart(snap, named.group(1)):
+            causes.append(_cause("group_recreated", "LWS is recreating a group: pod %s was deleted" % named.group(1),
+                                 ["leaderworkerset/" + snap["name"]], False))
+            continue
         causes.append(_cause("crash_loop", "LWS recreated a group after a pod restart (%s, %d time(s))" % (
-            e.get("message") or e.get("note") or "", int(e.get("count") or 1)),
-            ["leaderworkerset/" + snap["name"]], True))
+            message, int(e.get("count") or 1)), ["leaderworkerset/" + snap["name"]], True))
     return causes
 
 

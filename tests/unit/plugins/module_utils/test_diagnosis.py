@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from ansible_collections.nimops.multinode.plugins.module_utils import _diagnosis as dg
@@ -268,3 +270,28 @@ def test_pull_auth_named_from_events_and_preferred_over_backoff():
     causes = dg.find_causes(snapshot(pods=pods, events=events), waited=3)
     assert codes(causes) == [("image_pull_auth", True)]
     assert causes[0]["detail"] == 'Failed to pull image "nvcr.io/nim/x:1": 401 Unauthorized'
+
+
+def _deleted(pod):
+    pod = copy.deepcopy(pod)
+    pod["metadata"]["deletionTimestamp"] = o.ts(2)
+    return pod
+
+
+@pytest.mark.parametrize("observed,expected", [
+    # the worker was seen being deleted with no restart: LWS recreates the group, the wait goes on
+    (lambda pods: [_deleted(pods[1])], [("group_recreated", False)]),
+    # the worker was seen restarting before it went: a crash
+    (lambda pods: [o.crash(pods[1], restarts=1, message="boom", waiting=None)], [("crash_loop", True)]),
+    # nothing seen of the worker (it vanished between polls): the event alone is crash evidence
+    (lambda pods: [], [("crash_loop", True)]),
+])
+def test_group_recreation_tells_a_deleted_pod_from_a_crashed_one(observed, expected):
+    pods = o.group_pods(size=2)
+    snap = snapshot(pods=[pods[0]], events=[recreate_event(3)])
+    snap["observed_pods"] = observed(pods)
+    causes = dg.find_causes(snap, waited=10)
+    assert [c for c in codes(causes, fatal_only=False) if c[0] in ("group_recreated", "crash_loop")] == expected
+    if expected[0][0] == "group_recreated":
+        assert causes[-1]["summary"] == "LWS is recreating a group: pod nim-llm-0-1 was deleted"
+        assert "LWS recreates the whole group" in causes[-1]["remediation"]
