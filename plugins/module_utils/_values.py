@@ -242,6 +242,15 @@ def _check_parallelism(tp, pp, profile, nodes, gpus_per_node, interconnect):
             "if the nodes have it".format(gpus_per_node, total // gpus_per_node))
 
 
+def _check_size_fits(size, size_bytes, model_size_gb):
+    if model_size_gb and size_bytes and size_bytes < model_size_gb * 10 ** 9:
+        raise ValuesRuleError(
+            "storage_size", "storage.size {0} ({1:g} GB) is smaller than the {2:g} GB model".format(
+                size, round(size_bytes / 10 ** 9, 1), model_size_gb),
+            "the download fills the volume and the leader never starts",
+            "set storage.size to at least {0}Gi".format(int(math.ceil(model_size_gb * 10 ** 9 / 2 ** 30))))
+
+
 def _storage_values(storage, nodes, allow_independent, model_size_gb, notes):
     kind = storage.get("kind")
     copies = "{0} copies".format(nodes)
@@ -289,6 +298,9 @@ def _storage_values(storage, nodes, allow_independent, model_size_gb, notes):
                 "shared_storage", "existing claim {0} is {1} for a {2}-node release".format(claim, mode, nodes),
                 "one {0} claim can be mounted on one node only, so the workers would stay Pending".format(mode),
                 "use a ReadWriteMany claim, NFS, or storage kind none with allow_independent_downloads")
+        if storage.get("size"):
+            # the claim's size is known when the collection creates it: hold it to the same rule as a chart PVC
+            _check_size_fits(storage["size"], quantity_bytes(storage["size"]), model_size_gb)
         persistence["existingClaim"] = claim
         persistence["accessMode"] = mode
         notes.append("PVC {0} is kept on uninstall, so the model cache survives redeployments.".format(claim))
@@ -304,12 +316,7 @@ def _storage_values(storage, nodes, allow_independent, model_size_gb, notes):
         raise InputError(
             "storage_options", "storage kind pvc needs storage.size as a Kubernetes quantity",
             "the chart creates the PVC with that size", "set storage.size, e.g. 1000Gi")
-    if model_size_gb and size_bytes < model_size_gb * 10 ** 9:
-        raise ValuesRuleError(
-            "storage_size", "storage.size {0} ({1:g} GB) is smaller than the {2:g} GB model".format(
-                size, round(size_bytes / 10 ** 9, 1), model_size_gb),
-            "the download fills the volume and the leader never starts",
-            "set storage.size to at least {0}Gi".format(int(math.ceil(model_size_gb * 10 ** 9 / 2 ** 30))))
+    _check_size_fits(size, size_bytes, model_size_gb)
     if mode in SINGLE_NODE_MODES:
         if not allow_independent:
             raise ValuesRuleError(

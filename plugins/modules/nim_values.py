@@ -101,7 +101,9 @@ options:
         required: true
         choices: [pvc, existing_claim, nfs, none]
       size:
-        description: PVC size as a Kubernetes quantity (kind V(pvc)), for example V(1000Gi).
+        description:
+          - PVC size as a Kubernetes quantity, for example V(1000Gi). Required for kind V(pvc).
+          - For kind V(existing_claim), the claim's size when known; with O(model_size_gb) it must hold the model.
         type: str
       storage_class:
         description: Storage class of the PVC (kind V(pvc)); it must provide the access mode.
