@@ -293,12 +293,20 @@ def _crash_causes(snap, pod, summary):
 RECREATE_MESSAGE = re.compile(r"Worker pod (\S+) failed")
 
 
-def _deleted_without_restart(snap, pod_name):
-    """LWS logs the same RecreateGroup event for a restarted and for a deleted pod: the versions of the named pod
-    seen while waiting tell which. A deletion (a person, an eviction, a drain) is no crash: the group comes back."""
-    versions = [pod_summary(p) for p in (snap.get("observed_pods") or []) + snap["pods"]
-                if p["metadata"]["name"] == pod_name]
-    return any(v["deleting"] for v in versions) and not any(v["restarts"] for v in versions)
+def _crash_evidence(snap, pod_name, waited):
+    """LWS logs the same RecreateGroup event for a restarted and for a deleted pod (a person, an eviction, a
+    drain). A crash leaves a trace: a version of the pod with restarts, seen while waiting, or a Warning event
+    (BackOff, Failed) on the pod from this wait."""
+    versions = [p for p in (snap.get("observed_pods") or []) + snap["pods"] if p["metadata"]["name"] == pod_name]
+    if any(pod_summary(p)["restarts"] for p in versions):
+        return True
+    for e in snap["events"]:
+        obj = e.get("involvedObject") or {}
+        if obj.get("kind") == "Pod" and obj.get("name") == pod_name and e.get("type") == "Warning":
+            age = seconds_since(e.get("lastTimestamp") or e.get("eventTime"), snap["now"])
+            if waited is None or age is None or age <= waited + 5:
+                return True
+    return False
 
 
 def _recreate_causes(snap, waited):
@@ -312,13 +320,15 @@ def _recreate_causes(snap, waited):
         if waited is not None and age is not None and age > waited + 5:
             continue  # from before this wait
         message = e.get("message") or e.get("note") or ""
+        count = int(e.get("count") or 1)
         named = RECREATE_MESSAGE.search(message)
-        if named and _deleted_without_restart(snap, named.group(1)):
-            causes.append(_cause("group_recreated", "LWS is recreating a group: pod %s was deleted" % named.group(1),
-                                 ["leaderworkerset/" + snap["name"]], False))
+        if named and count == 1 and not _crash_evidence(snap, named.group(1), waited):
+            # one recreation with no sign of a crash: a deleted pod; a real crash repeats and is caught then
+            causes.append(_cause("group_recreated", "LWS is recreating a group: pod %s went away without a "
+                                 "container restart" % named.group(1), ["leaderworkerset/" + snap["name"]], False))
             continue
         causes.append(_cause("crash_loop", "LWS recreated a group after a pod restart (%s, %d time(s))" % (
-            message, int(e.get("count") or 1)), ["leaderworkerset/" + snap["name"]], True))
+            message, count), ["leaderworkerset/" + snap["name"]], True))
     return causes
 
 

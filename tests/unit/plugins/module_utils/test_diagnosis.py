@@ -278,20 +278,40 @@ def _deleted(pod):
     return pod
 
 
-@pytest.mark.parametrize("observed,expected", [
+def _backoff_event(pod_name, age):
+    return {"involvedObject": {"kind": "Pod", "name": pod_name}, "type": "Warning", "reason": "BackOff",
+            "message": "Back-off restarting failed container", "lastTimestamp": o.ts(age)}
+
+
+def _single(event):
+    event["count"] = 1
+    return event
+
+
+@pytest.mark.parametrize("observed,events,expected", [
     # the worker was seen being deleted with no restart: LWS recreates the group, the wait goes on
-    (lambda pods: [_deleted(pods[1])], [("group_recreated", False)]),
+    (lambda pods: [_deleted(pods[1])], [_single(recreate_event(3))], [("group_recreated", False)]),
+    # nothing seen of the worker and no Warning on it: one recreation is not yet a crash
+    (lambda pods: [], [_single(recreate_event(3))], [("group_recreated", False)]),
     # the worker was seen restarting before it went: a crash
-    (lambda pods: [o.crash(pods[1], restarts=1, message="boom", waiting=None)], [("crash_loop", True)]),
-    # nothing seen of the worker (it vanished between polls): the event alone is crash evidence
-    (lambda pods: [], [("crash_loop", True)]),
+    (lambda pods: [o.crash(pods[1], restarts=1, message="boom", waiting=None)], [_single(recreate_event(3))],
+     [("crash_loop", True)]),
+    # the pod is gone but its kubelet's BackOff warning from this wait remains: a crash
+    (lambda pods: [], [_single(recreate_event(3)), _backoff_event("nim-llm-0-1", 4)], [("crash_loop", True)]),
+    # a BackOff from long before this wait is not evidence
+    (lambda pods: [], [_single(recreate_event(3)), _backoff_event("nim-llm-0-1", 600)],
+     [("group_recreated", False)]),
+    # recreated again and again: a crash loop, whatever was seen
+    (lambda pods: [_deleted(pods[1])], [recreate_event(3)], [("crash_loop", True)]),
 ])
-def test_group_recreation_tells_a_deleted_pod_from_a_crashed_one(observed, expected):
+def test_group_recreation_tells_a_deleted_pod_from_a_crashed_one(observed, events, expected):
     pods = o.group_pods(size=2)
-    snap = snapshot(pods=[pods[0]], events=[recreate_event(3)])
+    snap = snapshot(pods=[pods[0]], events=events)
     snap["observed_pods"] = observed(pods)
     causes = dg.find_causes(snap, waited=10)
     assert [c for c in codes(causes, fatal_only=False) if c[0] in ("group_recreated", "crash_loop")] == expected
     if expected[0][0] == "group_recreated":
-        assert causes[-1]["summary"] == "LWS is recreating a group: pod nim-llm-0-1 was deleted"
-        assert "LWS recreates the whole group" in causes[-1]["remediation"]
+        recreated = [c for c in causes if c["code"] == "group_recreated"][0]
+        assert recreated["summary"] == "LWS is recreating a group: pod nim-llm-0-1 went away without a " \
+                                       "container restart"
+        assert "LWS recreates the whole group" in recreated["remediation"]
