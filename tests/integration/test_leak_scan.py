@@ -27,6 +27,8 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from k8s_playbooks import REPO, cleanup_namespace, example_vars, run_playbook
 from simhosts_fixtures import run_playbook as run_hosts_playbook
 from simhosts_fixtures import sim_hosts, tiny_model_cache  # noqa: F401  # pylint: disable=unused-import
