@@ -202,7 +202,8 @@ def test_no_secret_leaks_on_the_kubernetes_path(sim_cluster, monkeypatch):
 
 # ---------------------------------------------------------------- bare hosts
 
-@pytest.mark.skip(reason="has not yet passed end to end on the simulated hosts - issue 7 open; the -vvvv/argv/container checks of issue 5 run in test_docker_deploy.py")
+@pytest.mark.skip(reason="has not yet passed end to end on the simulated hosts - issue 7 open; "
+                         "the -vvvv/argv/container checks of issue 5 run in test_docker_deploy.py")
 def test_no_secret_leaks_on_bare_hosts(request, tmp_path):
     hosts = request.getfixturevalue("sim_hosts")
     cache = request.getfixturevalue("tiny_model_cache")
