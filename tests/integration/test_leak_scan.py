@@ -27,8 +27,6 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
-
 from k8s_playbooks import REPO, cleanup_namespace, example_vars, run_playbook
 from simhosts_fixtures import run_playbook as run_hosts_playbook
 from simhosts_fixtures import sim_hosts, tiny_model_cache  # noqa: F401  # pylint: disable=unused-import
@@ -202,8 +200,6 @@ def test_no_secret_leaks_on_the_kubernetes_path(sim_cluster, monkeypatch):
 
 # ---------------------------------------------------------------- bare hosts
 
-@pytest.mark.skip(reason="has not yet passed end to end on the simulated hosts - issue 7 open; "
-                         "the -vvvv/argv/container checks of issue 5 run in test_docker_deploy.py")
 def test_no_secret_leaks_on_bare_hosts(request, tmp_path):
     hosts = request.getfixturevalue("sim_hosts")
     cache = request.getfixturevalue("tiny_model_cache")
