@@ -48,6 +48,8 @@ class ActionModule(ActionBase):
                                           task_vars=task_vars)
             if result.get("failed"):
                 return result
+            # the next poll's watch resumes where this one ended: nothing between two polls goes unseen
+            args["resource_version"] = result.get("resource_version") or args.get("resource_version")
             for key in ("warnings", "deprecations"):
                 if not result.get(key):
                     result.pop(key, None)

@@ -32,6 +32,7 @@ GRACE = {
     "lws_not_reconciled": 20,
     "lws_not_found": 10,
     "lws_crd_not_established": 30,
+    "crash_loop": 30,  # only a crash known from LWS's group recreation alone, with no termination message seen
 }
 
 CRASH_CODES = ("crash_loop", "json_logging_crash", "leader_address_not_injected", "ray_join_failed",
@@ -94,7 +95,8 @@ REMEDIATION = {
 
 def empty_snapshot(name, namespace, now):
     return {"name": name, "namespace": namespace, "now": now, "crd": None, "controller": None, "lws": None,
-            "pods": [], "pvcs": [], "events": [], "secrets": None, "services": [], "observed_pods": []}
+            "pods": [], "pvcs": [], "events": [], "secrets": None, "services": [], "observed_pods": [],
+            "resource_version": None}
 
 
 def _cause(code, summary, objects, fatal, detail=None):
@@ -327,8 +329,11 @@ def _recreate_causes(snap, waited):
             causes.append(_cause("group_recreated", "LWS is recreating a group: pod %s went away without a "
                                  "container restart" % named.group(1), ["leaderworkerset/" + snap["name"]], False))
             continue
+        # the crashed pod went before its termination message was read: the wait watches for the next crash,
+        # which shows it, and reports the recreations alone once the grace is over
         causes.append(_cause("crash_loop", "LWS recreated a group after a pod restart (%s, %d time(s))" % (
-            message, count), ["leaderworkerset/" + snap["name"]], True))
+            message, count), ["leaderworkerset/" + snap["name"]],
+            not named or _grace_over("crash_loop", waited)))
     return causes
 
 

@@ -21,6 +21,7 @@ from ansible_collections.nimops.multinode.plugins.module_utils._secrets import k
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+    from kubernetes.client.rest import ApiException
     from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
     HAS_K8S = True
     K8S_IMPORT_ERROR = None
@@ -69,15 +70,19 @@ def get(client, api_version, kind, name, namespace=None):
         raise _api_error(exc, "get %s %s" % (kind, name))
 
 
-def list_items(client, api_version, kind, namespace=None, label_selector=None):
+def list_items(client, api_version, kind, namespace=None, label_selector=None, with_version=False):
+    """The items (and, ``with_version``, the list's resourceVersion, where a watch can resume)."""
     try:
         resource = client.resource(kind, api_version)
-        found = client.get(resource, namespace=namespace, label_selector=label_selector)
+        found = client.get(resource, namespace=namespace, label_selector=label_selector).to_dict()
     except (NotFoundError, ResourceNotFoundError):
-        return []
+        found = {}
     except DynamicApiError as exc:
         raise _api_error(exc, "list %s" % kind)
-    return list(found.to_dict().get("items") or [])
+    items = list(found.get("items") or [])
+    if with_version:
+        return items, (found.get("metadata") or {}).get("resourceVersion")
+    return items
 
 
 def resolve_lws_name(client, namespace, name=None, release=None):
@@ -100,30 +105,41 @@ def secret_names(client, namespace):
     return dict((s["metadata"]["name"], key_names(s)) for s in list_items(client, "v1", "Secret", namespace))
 
 
-def watch_pods(client, namespace, label_selector, seconds):
+def watch_pods(client, namespace, label_selector, seconds, resource_version=None):
     """Every version of the pods seen during ``seconds`` (bounded by the server-side watch timeout).
 
-    A crashed LWS pod is deleted within a second (RecreateGroupOnPodRestart); watching between polls is what
-    catches its termination message.
+    A crashed LWS pod is deleted within a second (RecreateGroupOnPodRestart); watching is what catches its
+    termination message. Resuming from the previous poll's ``resource_version`` replays what happened between
+    two polls; when the API server no longer has that version (410 Gone) the watch starts from now.
     """
     seen = []
+    resource = client.resource("Pod", "v1")
     try:
-        resource = client.resource("Pod", "v1")
-        for event in client.client.watch(resource, namespace=namespace, label_selector=label_selector,
-                                         timeout=max(1, int(seconds))):
-            raw = event.get("raw_object")
-            if isinstance(raw, dict) and raw.get("kind") != "Status":
-                seen.append(raw)
-    except DynamicApiError as exc:
+        try:
+            stream = list(client.client.watch(resource, namespace=namespace, label_selector=label_selector,
+                                              resource_version=resource_version, timeout=max(1, int(seconds))))
+        except ApiException as exc:
+            if exc.status != 410 or resource_version is None:
+                raise
+            stream = list(client.client.watch(resource, namespace=namespace, label_selector=label_selector,
+                                              timeout=max(1, int(seconds))))
+    except (DynamicApiError, ApiException) as exc:
         raise _api_error(exc, "watch pods")
+    for event in stream:
+        raw = event.get("raw_object")
+        if isinstance(raw, dict) and raw.get("kind") != "Status":
+            seen.append(raw)
     return seen
 
 
-def snapshot(client, name, namespace, controller_namespace="lws-system", with_secrets=True, watch_seconds=0):
-    """Everything readiness and diagnosis look at, read once (after watching pods for ``watch_seconds``)."""
+def snapshot(client, name, namespace, controller_namespace="lws-system", with_secrets=True, watch_seconds=0,
+             resource_version=None):
+    """Everything readiness and diagnosis look at, read once (after watching pods for ``watch_seconds``,
+    from ``resource_version`` if given). ``snap["resource_version"]`` is where the next watch resumes."""
     observed = []
     if watch_seconds > 0 and get(client, "apiextensions.k8s.io/v1", "CustomResourceDefinition", LWS_CRD):
-        observed = watch_pods(client, namespace, "%s=%s" % (LWS_NAME_LABEL, name), watch_seconds)
+        observed = watch_pods(client, namespace, "%s=%s" % (LWS_NAME_LABEL, name), watch_seconds,
+                              resource_version)
     snap = empty_snapshot(name, namespace, datetime.datetime.now(datetime.timezone.utc))
     snap["observed_pods"] = observed
     snap["crd"] = get(client, "apiextensions.k8s.io/v1", "CustomResourceDefinition", LWS_CRD)
@@ -131,7 +147,8 @@ def snapshot(client, name, namespace, controller_namespace="lws-system", with_se
     if snap["crd"] is None:
         return snap
     snap["lws"] = get(client, LWS_API, "LeaderWorkerSet", name, namespace)
-    snap["pods"] = list_items(client, "v1", "Pod", namespace, "%s=%s" % (LWS_NAME_LABEL, name))
+    snap["pods"], snap["resource_version"] = list_items(client, "v1", "Pod", namespace,
+                                                        "%s=%s" % (LWS_NAME_LABEL, name), with_version=True)
     snap["pvcs"] = list_items(client, "v1", "PersistentVolumeClaim", namespace)
     pod_names = set(p["metadata"]["name"] for p in snap["pods"])
     pod_names.add(name)  # LWS records group recreation on itself

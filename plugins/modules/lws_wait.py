@@ -78,6 +78,11 @@ options:
     description: Seconds already waited; set by the action plugin so grace periods count from the start.
     type: int
     default: 0
+  resource_version:
+    description:
+      - Pod list version the previous poll ended at; set by the action plugin so each poll's watch replays
+        what happened since, and a pod that crashed and was deleted between two polls is still seen.
+    type: str
 """
 
 EXAMPLES = r"""
@@ -131,6 +136,10 @@ elapsed:
   description: Seconds waited (from the action plugin).
   returned: always
   type: int
+resource_version:
+  description: Pod list version this poll ended at, where the next poll's watch resumes.
+  returned: when the LeaderWorkerSet CRD exists
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -152,6 +161,7 @@ def main():
         settle=dict(type="int", default=10),
         ready_history=dict(type="bool", default=False),
         elapsed=dict(type="int", default=0),
+        resource_version=dict(type="str"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_one_of=[("name", "release")])
@@ -162,10 +172,13 @@ def main():
         client = _k8s.connect(p)
         name = _k8s.resolve_lws_name(client, p["namespace"], p["name"], p["release"])
         snap = _k8s.snapshot(client, name, p["namespace"], p["controller_namespace"],
-                             watch_seconds=p["poll_interval"])
+                             watch_seconds=p["poll_interval"], resource_version=p["resource_version"])
     except NimOpsError as exc:
         module.fail_json(**exc.to_result())
-    module.exit_json(changed=False, **evaluate(snap, p["elapsed"], p["release"] or name))
+    result = evaluate(snap, p["elapsed"], p["release"] or name)
+    if snap["resource_version"]:
+        result["resource_version"] = snap["resource_version"]
+    module.exit_json(changed=False, **result)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from conftest import wait_until
 from k8s_playbooks import cleanup_namespace, example_vars, resource_versions, run_playbook, sim_overrides
 
 FAULT = "sim.nimops.test/fault"
@@ -53,6 +54,29 @@ def test_pod_failure_fails_fast_with_named_cause(sim_cluster, namespace, fault, 
     assert text in msg, msg
     # a crash shows 2-5 s after the pod runs; the wait names it within 15 s of that
     assert waited(msg) <= 20, msg
+
+
+def test_wait_begun_after_the_first_crash_still_names_its_message(sim_cluster, namespace):
+    """The crashed pod and its termination message are gone once LWS has recreated the group; the wait watches
+    for the next crash instead of failing on the recreation alone, and names the message."""
+    sim = sim_cluster
+    message = "fatal: CUDA driver version is insufficient"
+    extra = {"podLabels": {FAULT: "crashloop"}, "podAnnotations": {"sim.nimops.test/fault-message": message}}
+    r = run_playbook(sim, "deploy-nim.yml", deploy_vars(sim, namespace, nim_extra_values=extra,
+                                                        nim_release_wait=False))
+    assert r.rc == 0, r.out[-4000:]
+
+    def recreated():
+        events = sim.kubectl_json("get", "events", "-n", namespace)["items"]
+        return [e for e in events if e.get("reason") == "RecreateGroup"]
+
+    wait_until("LWS to recreate the crashed group", recreated, timeout=90, interval=1)
+    r = run_playbook(sim, "deploy-nim.yml", deploy_vars(sim, namespace, nim_extra_values=extra))
+    assert r.rc != 0 and r.recap["failed"] == 1, r.out[-4000:]
+    msg = r.failure_message()
+    assert "[crash_loop]" in msg and message in msg, msg
+    # the next crash comes 3-6 s after the recreated pods run; within the 30 s grace of a message-less recreation
+    assert waited(msg) < 30, msg
 
 
 def test_gpu_shortage_is_named(sim_cluster, namespace):

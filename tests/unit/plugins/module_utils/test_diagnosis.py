@@ -241,12 +241,14 @@ def recreate_event(age):
 
 
 @pytest.mark.parametrize("age,waited,expected", [
-    (3, 10, [("crash_loop", True)]),
+    # the crashed pod went unseen: the wait first watches for the next crash and its termination message
+    (3, 10, [("crash_loop", False)]),
+    (3, 40, [("crash_loop", True)]),
     (300, 10, []),  # an event from an earlier rollout is not this wait's cause
 ])
 def test_group_recreation_event_is_crash_evidence(age, waited, expected):
     causes = dg.find_causes(snapshot(events=[recreate_event(age)]), waited=waited)
-    assert codes(causes) == expected
+    assert codes(causes, fatal_only=False) == expected
     if expected:
         assert causes[0]["summary"] == "LWS recreated a group after a pod restart (Worker pod nim-llm-0-1 failed, " \
                                        "deleted leader pod nim-llm-0 to recreate group 0, 2 time(s))"
@@ -296,13 +298,14 @@ def _single(event):
     # the worker was seen restarting before it went: a crash
     (lambda pods: [o.crash(pods[1], restarts=1, message="boom", waiting=None)], [_single(recreate_event(3))],
      [("crash_loop", True)]),
-    # the pod is gone but its kubelet's BackOff warning from this wait remains: a crash
-    (lambda pods: [], [_single(recreate_event(3)), _backoff_event("nim-llm-0-1", 4)], [("crash_loop", True)]),
+    # the pod is gone but its kubelet's BackOff warning from this wait remains: a crash, named once the next
+    # crash shows its termination message
+    (lambda pods: [], [_single(recreate_event(3)), _backoff_event("nim-llm-0-1", 4)], [("crash_loop", False)]),
     # a BackOff from long before this wait is not evidence
     (lambda pods: [], [_single(recreate_event(3)), _backoff_event("nim-llm-0-1", 600)],
      [("group_recreated", False)]),
-    # recreated again and again: a crash loop, whatever was seen
-    (lambda pods: [_deleted(pods[1])], [recreate_event(3)], [("crash_loop", True)]),
+    # recreated again and again: a crash loop, whatever was seen (fatal once the wait's grace is over)
+    (lambda pods: [_deleted(pods[1])], [recreate_event(3)], [("crash_loop", False)]),
 ])
 def test_group_recreation_tells_a_deleted_pod_from_a_crashed_one(observed, events, expected):
     pods = o.group_pods(size=2)
