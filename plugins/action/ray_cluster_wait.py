@@ -20,6 +20,9 @@ from ansible_collections.nimops.multinode.plugins.module_utils._ray_status impor
 
 display = Display()
 QUIET_SECONDS = 30
+# A worker container replaced moments ago stays listed as alive until the head's health checks drop it
+# (seconds to tens of seconds); only an excess lasting longer means a stale node or another cluster.
+EXCESS_GRACE_SECONDS = 60
 
 
 class ActionModule(ActionBase):
@@ -59,6 +62,7 @@ class ActionModule(ActionBase):
         start = time.monotonic()
         last_line, last_print, message, stdout = None, 0.0, "no status yet", ""
         first_restarts = None
+        excess_since = None
         # Bounded: at most one poll per interval until the timeout, plus the final one.
         for _poll in range(timeout // interval + 2):
             poll_start = time.monotonic()
@@ -93,8 +97,13 @@ class ActionModule(ActionBase):
             if verdict == "ready":
                 return {"changed": False, "msg": message, "alive": status["alive"], "nodes": status["nodes"],
                         "resources": status["resources"], "ray_status": stdout}
-            if verdict == "too_many":
-                return {"failed": True, "changed": False, "msg": message, "ray_status": stdout}
+            if verdict != "too_many":
+                excess_since = None
+            elif excess_since is None:
+                excess_since = poll_start
+            elif poll_start - excess_since >= min(EXCESS_GRACE_SECONDS, timeout):
+                return {"failed": True, "changed": False, "ray_status": stdout,
+                        "msg": "%s, for %ds" % (message, poll_start - excess_since)}
             if time.monotonic() - start >= timeout:
                 break
             time.sleep(max(0.0, interval - (time.monotonic() - poll_start)))

@@ -13,7 +13,8 @@ description:
   - Runs C(ray status) in the Ray head container through the Docker API (Docker Engine or Podman's
     Docker-compatible service) until the cluster shows O(expected_nodes) alive nodes, printing progress.
   - Stops early when the head container is not running, with the line from its log that says why.
-  - Fails when more nodes than expected are alive (a stale node or another cluster joined).
+  - Fails when more nodes than expected stay alive for a minute (a stale node or another cluster joined); a
+    worker replaced moments ago stays listed until the head's health checks drop it, so a shorter excess waits.
   - Runs as an action plugin on the controller (so it can print progress); each poll runs
     M(community.docker.docker_container_exec) on the managed host.
 author:
