@@ -134,15 +134,17 @@ def watch_pods(client, namespace, label_selector, seconds, resource_version=None
 
 def snapshot(client, name, namespace, controller_namespace="lws-system", with_secrets=True, watch_seconds=0,
              resource_version=None):
-    """Everything readiness and diagnosis look at, read once (after watching pods for ``watch_seconds``,
-    from ``resource_version`` if given). ``snap["resource_version"]`` is where the next watch resumes."""
+    """Everything readiness and diagnosis look at, read once; with ``resource_version`` (where the previous
+    snapshot's pod list ended), first every pod version since then, watched for ``watch_seconds``.
+    ``snap["resource_version"]`` is where the next snapshot's watch resumes."""
+    crd = get(client, "apiextensions.k8s.io/v1", "CustomResourceDefinition", LWS_CRD)
     observed = []
-    if watch_seconds > 0 and get(client, "apiextensions.k8s.io/v1", "CustomResourceDefinition", LWS_CRD):
+    if crd is not None and resource_version and watch_seconds > 0:
         observed = watch_pods(client, namespace, "%s=%s" % (LWS_NAME_LABEL, name), watch_seconds,
                               resource_version)
     snap = empty_snapshot(name, namespace, datetime.datetime.now(datetime.timezone.utc))
     snap["observed_pods"] = observed
-    snap["crd"] = get(client, "apiextensions.k8s.io/v1", "CustomResourceDefinition", LWS_CRD)
+    snap["crd"] = crd
     snap["controller"] = get(client, "apps/v1", "Deployment", CONTROLLER, controller_namespace)
     if snap["crd"] is None:
         return snap

@@ -1,5 +1,6 @@
 """The lws_install role through deploy-nim.yml (--tags lws), four passes: server-side apply of the pinned
-manifests, CRD Established, controller Available, idempotent; a downgrade is refused before any change."""
+manifests, CRD Established, controller Available, idempotent (an installed, Available pinned version is not
+re-applied unless forced); a downgrade is refused before any change."""
 
 from __future__ import annotations
 
@@ -44,10 +45,13 @@ def test_lws_install_four_passes(sim_cluster):
     assert "registry.k8s.io/lws/lws:v0.9.0" in [c["image"] for c in dep["spec"]["template"]["spec"]["containers"]]
     installed = lws_versions(sim)
 
-    for check in (True, False):
-        r = run_playbook(sim, "deploy-nim.yml", ev, check=check, ngc_key="", tags="lws")
-        assert r.rc == 0 and r.changed == 0, (check, r.recap, r.out[-4000:])
+    # the pinned version installed and Available: nothing applied; forcing the apply (a drift repair) changes nothing
+    for check, force in ((True, False), (False, False), (False, True)):
+        r = run_playbook(sim, "deploy-nim.yml", dict(ev, lws_install_force_apply=force), check=check, ngc_key="",
+                         tags="lws")
+        assert r.rc == 0 and r.changed == 0, (check, force, r.recap, r.out[-4000:])
         assert lws_versions(sim) == installed
+        assert ("manifests not re-applied" in r.out) != force, r.out[-4000:]
 
 
 def test_downgrade_refused_before_any_change(sim_cluster):
