@@ -134,7 +134,10 @@ class SimHosts:
             "vars": {
                 "ansible_user": "root",
                 "ansible_ssh_private_key_file": self.info["ssh_key"],
-                "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+                # keepalives as in examples/docker/inventory.yml: a lost link fails in seconds, not after TCP's
+                # ~15 min; every SSH master a test run leaves behind (ControlPersist) carries them too
+                "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                                           "-o ConnectTimeout=10 -o ServerAliveInterval=5 -o ServerAliveCountMax=3",
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "nim_docker_replica_group": replica,
                 **group_vars,

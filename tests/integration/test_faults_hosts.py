@@ -74,8 +74,10 @@ def deployment(sim_hosts: SimHosts, tiny_model_cache: Path, tmp_path_factory):  
 
 
 def play(dep: dict, inventory: Path | None = None, **kw):
-    return run_playbook(inventory or dep["inventory"], "deploy-nim-docker.yml", env={"NGC_API_KEY": FAKE_NGC_KEY},
-                        **kw)
+    # SSH masters of this file's own (with its keepalives): an earlier test's master to the same host, still
+    # persisting and reused, would carry no keepalive and hang on the cut link for TCP's ~15 min
+    env = {"NGC_API_KEY": FAKE_NGC_KEY, "ANSIBLE_SSH_CONTROL_PATH_DIR": str(dep["dir"] / "ssh-cp")}
+    return run_playbook(inventory or dep["inventory"], "deploy-nim-docker.yml", env=env, **kw)
 
 
 def link(host: str, state: str) -> None:
