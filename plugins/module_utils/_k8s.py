@@ -112,19 +112,22 @@ def watch_pods(client, namespace, label_selector, seconds, resource_version=None
     termination message. Resuming from the previous poll's ``resource_version`` replays what happened between
     two polls; when the API server no longer has that version (410 Gone) the watch starts from now.
     """
-    seen = []
     resource = client.resource("Pod", "v1")
+
+    def watch(since):
+        return list(client.client.watch(resource, namespace=namespace, label_selector=label_selector,
+                                        resource_version=since, timeout=max(1, int(seconds))))
+
     try:
         try:
-            stream = list(client.client.watch(resource, namespace=namespace, label_selector=label_selector,
-                                              resource_version=resource_version, timeout=max(1, int(seconds))))
+            stream = watch(resource_version)
         except ApiException as exc:
             if exc.status != 410 or resource_version is None:
                 raise
-            stream = list(client.client.watch(resource, namespace=namespace, label_selector=label_selector,
-                                              timeout=max(1, int(seconds))))
+            stream = watch(None)
     except (DynamicApiError, ApiException) as exc:
         raise _api_error(exc, "watch pods")
+    seen = []
     for event in stream:
         raw = event.get("raw_object")
         if isinstance(raw, dict) and raw.get("kind") != "Status":
