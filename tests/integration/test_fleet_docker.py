@@ -265,31 +265,31 @@ def test_rerun_changes_nothing(fleet):
     assert "upgraded" not in summary(r.out)
 
 
-def test_unreachable_host_stops_rollout_with_replica_named(fleet):
-    hosts = fleet["hosts"]
-    a, b = fleet["leaders"]["replica_a"], fleet["leaders"]["replica_b"]
-    b_before = max_model_len(b)
+def rollout_cutting_link(fleet, max_len: int, in_service: list, host: str):
+    """Roll out max_len while the bounded client runs; cut host's link once the membership file lists exactly
+    in_service. Returns the play result, the client's counts and when the link was cut (None: never)."""
     client = BoundedClient(fleet["members"])
     client.start()
     proc_out = {}
-
-    def rollout():
-        proc_out["r"] = play(fleet["inventory"](96))
-
-    runner = threading.Thread(target=rollout)
+    runner = threading.Thread(target=lambda: proc_out.update(r=play(fleet["inventory"](max_len))))
     runner.start()
-    # As soon as replica A is drained (being upgraded), replica B's worker host drops off the network.
     cut_at = None
     deadline = time.monotonic() + 600
     while runner.is_alive() and time.monotonic() < deadline:
-        if fleet["members"].read_text().split() == [b]:
-            set_link(hosts, "simhost6x4", up=False)
+        if fleet["members"].read_text().split() == in_service:
+            set_link(fleet["hosts"], host, up=False)
             cut_at = time.monotonic()
             break
-        time.sleep(0.5)
+        time.sleep(0.2)
     runner.join(timeout=1500)
-    got = client.finish()
-    r = proc_out["r"]
+    return proc_out["r"], client.finish(), cut_at
+
+
+def test_unreachable_host_stops_rollout_with_replica_named(fleet):
+    a, b = fleet["leaders"]["replica_a"], fleet["leaders"]["replica_b"]
+    b_before = max_model_len(b)
+    # As soon as replica A is drained (being upgraded), replica B's worker host drops off the network.
+    r, got, cut_at = rollout_cutting_link(fleet, 96, in_service=[b], host="simhost6x4")
     print(f"\nunreachable host: rollout stopped after {r.seconds:.0f}s; client: {got['ok']} ok, {got['failed']} "
           f"failed, per backend {got['ok_per_backend']}")
     assert cut_at is not None, "replica A was never drained alone"
@@ -314,22 +314,7 @@ def test_host_lost_during_its_replicas_upgrade_stops_rollout_with_summary(fleet)
     hosts = fleet["hosts"]
     a = fleet["leaders"]["replica_a"]
     set_link(hosts, "simhost6x4", up=True)
-    client = BoundedClient(fleet["members"])
-    client.start()
-    proc_out = {}
-    runner = threading.Thread(target=lambda: proc_out.update(r=play(fleet["inventory"](96))))
-    runner.start()
-    cut_at = None
-    deadline = time.monotonic() + 600
-    while runner.is_alive() and time.monotonic() < deadline:
-        if fleet["members"].read_text().split() == [a]:
-            set_link(hosts, "simhost6x3", up=False)
-            cut_at = time.monotonic()
-            break
-        time.sleep(0.2)
-    runner.join(timeout=1500)
-    got = client.finish()
-    r = proc_out["r"]
+    r, got, cut_at = rollout_cutting_link(fleet, 96, in_service=[a], host="simhost6x3")
     print(f"\nhost lost mid-upgrade: rollout stopped after {r.seconds:.0f}s; client: {got['ok']} ok, "
           f"{got['failed']} failed, per backend {got['ok_per_backend']}")
     assert cut_at is not None, "replica B was never drained"
