@@ -73,16 +73,23 @@ def redact_credentials(value):
     return value
 
 
-def run_pure(module, compute):
-    """Run ``compute(params)`` for a module that changes nothing; exit with its result or fail once.
+def pure_result(params, compute):
+    """Result of ``compute(params)`` for work that changes nothing; a typed refusal becomes ``failed``.
 
-    ``compute`` returns the result dict; typed refusals become ``fail_json`` here and nowhere else.
     The echoed arguments (shown at -vvv) are redacted: a key pasted where a Secret name belongs, or one
     in deployed values given for comparison, must not reach the output.
     """
-    invocation = {"module_args": redact_credentials(module.params)}
+    invocation = {"module_args": redact_credentials(params)}
     try:
-        result = compute(module.params)
+        result = compute(params)
     except NimOpsError as exc:
-        module.fail_json(invocation=invocation, **exc.to_result())
-    module.exit_json(changed=False, invocation=invocation, **result)
+        return dict(failed=True, changed=False, invocation=invocation, **exc.to_result())
+    return dict(changed=False, invocation=invocation, **result)
+
+
+def run_pure(module, compute):
+    """Exit a module that changes nothing with ``pure_result``: the one place its refusals become fail_json."""
+    result = pure_result(module.params, compute)
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+from ansible_collections.nimops.multinode.plugins.module_utils._common_args import TOPOLOGY_ARGSPEC
 from ansible_collections.nimops.multinode.plugins.module_utils._errors import InputError, PlanError
 
 GB = 10 ** 9
@@ -304,3 +305,23 @@ def plan_topology(model=None, parameters_billion=None, precision=None, gpu_type=
         "notes": notes,
         "explanation": explanation,
     }
+
+
+# The options of nimops.multinode.nim_plan (its module and its controller-side action share them).
+PLAN_ARGSPEC = dict(
+    model=dict(type="str", choices=list(MODELS)),
+    parameters_billion=dict(type="float"),
+    precision=dict(type="str", choices=list(PRECISION_BYTES)),
+    gpu_type=dict(type="str", choices=list(GPU_TYPES)),
+    gpu_memory_gb=dict(type="float"),
+    nodes_available=dict(type="int", required=True),
+    nodes=dict(type="int"),
+    headroom=dict(type="float", default=0.2),
+    cross_node_parallelism=dict(type="str", choices=["pipeline", "tensor"], default="pipeline"),
+    **TOPOLOGY_ARGSPEC
+)
+PLAN_CONSTRAINTS = dict(
+    mutually_exclusive=[("model", "parameters_billion"), ("gpu_type", "gpu_memory_gb")],
+    required_one_of=[("model", "parameters_billion"), ("gpu_type", "gpu_memory_gb")],
+    required_by={"parameters_billion": "precision"},
+)

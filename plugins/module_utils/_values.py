@@ -16,6 +16,7 @@ import copy
 import math
 import re
 
+from ansible_collections.nimops.multinode.plugins.module_utils._common_args import TOPOLOGY_ARGSPEC
 from ansible_collections.nimops.multinode.plugins.module_utils._errors import (
     CREDENTIAL_ENV_NAMES as _SECRET_ENV_NAMES, CREDENTIAL_RE as _SECRET_VALUE_RE, InputError, ValuesRuleError,
     redact_credentials as redact)
@@ -476,3 +477,36 @@ def build_values(image=None, image_pull_secret=None, ngc_api_secret=None, hf_tok
     values = _merge_extra(extra_values or {}, rendered, nodes, gpus_per_node)
     changed_paths, diff = _diff(current_values, values)
     return {"values": values, "notes": notes, "changed_paths": changed_paths, "diff": diff}
+
+
+# The options of nimops.multinode.nim_values (its module and its controller-side action share them).
+VALUES_ARGSPEC = dict(
+    image=dict(type="dict", required=True, options=dict(
+        repository=dict(type="str", required=True),
+        tag=dict(type="str", required=True),
+    )),
+    image_pull_secret=dict(type="str", no_log=False),
+    ngc_api_secret=dict(type="str", required=True, no_log=False),
+    hf_token_secret=dict(type="str", no_log=False),
+    model_path=dict(type="str"),
+    profile=dict(type="str"),
+    tensor_parallel_size=dict(type="int"),
+    pipeline_parallel_size=dict(type="int"),
+    nodes=dict(type="int", required=True),
+    json_logging=dict(type="bool", default=False),
+    storage=dict(type="dict", required=True, options=dict(
+        kind=dict(type="str", required=True, choices=list(STORAGE_KINDS)),
+        size=dict(type="str"),
+        storage_class=dict(type="str"),
+        access_mode=dict(type="str", choices=list(ACCESS_MODES), default="ReadWriteMany"),
+        existing_claim=dict(type="str"),
+        server=dict(type="str"),
+        path=dict(type="str"),
+    )),
+    allow_independent_downloads=dict(type="bool", default=False),
+    model_size_gb=dict(type="float"),
+    ray_port=dict(type="int", default=6379),
+    extra_values=dict(type="dict", default={}),
+    current_values=dict(type="dict"),
+    **TOPOLOGY_ARGSPEC
+)

@@ -220,32 +220,12 @@ rule:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.nimops.multinode.plugins.module_utils._common_args import TOPOLOGY_ARGSPEC
 from ansible_collections.nimops.multinode.plugins.module_utils._errors import run_pure
-from ansible_collections.nimops.multinode.plugins.module_utils._plan import (
-    GPU_TYPES, MODELS, PRECISION_BYTES, plan_topology)
+from ansible_collections.nimops.multinode.plugins.module_utils._plan import PLAN_ARGSPEC, PLAN_CONSTRAINTS, plan_topology
 
 
 def main():
-    argument_spec = dict(
-        model=dict(type="str", choices=list(MODELS)),
-        parameters_billion=dict(type="float"),
-        precision=dict(type="str", choices=list(PRECISION_BYTES)),
-        gpu_type=dict(type="str", choices=list(GPU_TYPES)),
-        gpu_memory_gb=dict(type="float"),
-        nodes_available=dict(type="int", required=True),
-        nodes=dict(type="int"),
-        headroom=dict(type="float", default=0.2),
-        cross_node_parallelism=dict(type="str", choices=["pipeline", "tensor"], default="pipeline"),
-        **TOPOLOGY_ARGSPEC
-    )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        mutually_exclusive=[("model", "parameters_billion"), ("gpu_type", "gpu_memory_gb")],
-        required_one_of=[("model", "parameters_billion"), ("gpu_type", "gpu_memory_gb")],
-        required_by={"parameters_billion": "precision"},
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=PLAN_ARGSPEC, supports_check_mode=True, **PLAN_CONSTRAINTS)
     run_pure(module, lambda params: plan_topology(**params))
 
 

@@ -257,43 +257,12 @@ rule:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.nimops.multinode.plugins.module_utils._common_args import TOPOLOGY_ARGSPEC
 from ansible_collections.nimops.multinode.plugins.module_utils._errors import run_pure
-from ansible_collections.nimops.multinode.plugins.module_utils._values import ACCESS_MODES, STORAGE_KINDS, build_values
+from ansible_collections.nimops.multinode.plugins.module_utils._values import VALUES_ARGSPEC, build_values
 
 
 def main():
-    argument_spec = dict(
-        image=dict(type="dict", required=True, options=dict(
-            repository=dict(type="str", required=True),
-            tag=dict(type="str", required=True),
-        )),
-        image_pull_secret=dict(type="str", no_log=False),
-        ngc_api_secret=dict(type="str", required=True, no_log=False),
-        hf_token_secret=dict(type="str", no_log=False),
-        model_path=dict(type="str"),
-        profile=dict(type="str"),
-        tensor_parallel_size=dict(type="int"),
-        pipeline_parallel_size=dict(type="int"),
-        nodes=dict(type="int", required=True),
-        json_logging=dict(type="bool", default=False),
-        storage=dict(type="dict", required=True, options=dict(
-            kind=dict(type="str", required=True, choices=list(STORAGE_KINDS)),
-            size=dict(type="str"),
-            storage_class=dict(type="str"),
-            access_mode=dict(type="str", choices=list(ACCESS_MODES), default="ReadWriteMany"),
-            existing_claim=dict(type="str"),
-            server=dict(type="str"),
-            path=dict(type="str"),
-        )),
-        allow_independent_downloads=dict(type="bool", default=False),
-        model_size_gb=dict(type="float"),
-        ray_port=dict(type="int", default=6379),
-        extra_values=dict(type="dict", default={}),
-        current_values=dict(type="dict"),
-        **TOPOLOGY_ARGSPEC
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=VALUES_ARGSPEC, supports_check_mode=True)
     run_pure(module, lambda params: build_values(**params))
 
 

@@ -1,0 +1,94 @@
+# -*- coding: utf-8 -*-
+# Copyright: nimops.multinode contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""nim_plan and nim_values run on the controller: the same result and the same refusals as their modules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from unittest.mock import MagicMock
+
+import pytest
+import yaml
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.nimops.multinode.plugins.action import nim_plan as nim_plan_action
+from ansible_collections.nimops.multinode.plugins.action import nim_values as nim_values_action
+from ansible_collections.nimops.multinode.plugins.module_utils._plan import PLAN_ARGSPEC
+from ansible_collections.nimops.multinode.plugins.module_utils._values import VALUES_ARGSPEC
+from ansible_collections.nimops.multinode.plugins.modules import nim_plan, nim_values
+
+REPO = Path(__file__).resolve().parents[4]
+PLAN_ARGS = {"model": "llama-3.1-405b", "gpu_type": "h100-80gb", "gpus_per_node": 8, "nodes_available": 2}
+VALUES_ARGS = {
+    "image": {"repository": "nvcr.io/nim/meta/llama-3.1-405b-instruct", "tag": "1.13.1"},
+    "image_pull_secret": "nvcr-imagepull",
+    "ngc_api_secret": "ngc-api",
+    "tensor_parallel_size": 8,
+    "pipeline_parallel_size": 2,
+    "nodes": 2,
+    "gpus_per_node": 8,
+    "storage": {"kind": "pvc", "size": "1000Gi", "storage_class": "nfs-rwx"},
+}
+PAIRS = [(nim_plan, nim_plan_action), (nim_values, nim_values_action)]
+
+
+def run_action(plugin, args, check_mode=False):
+    task = MagicMock(args=dict(args), check_mode=check_mode, async_val=0, action=plugin.__name__)
+    action = plugin.ActionModule(task, MagicMock(), MagicMock(check_mode=check_mode), loader=None, templar=None,
+                                 shared_loader_obj=None)
+    return action.run(task_vars={})
+
+
+def run_module(module, args, capsys):
+    with patch_module_args(dict(args)), pytest.raises(SystemExit):
+        module.main()
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("module,plugin,args", [
+    (nim_plan, nim_plan_action, PLAN_ARGS),
+    (nim_values, nim_values_action, VALUES_ARGS),
+    (nim_values, nim_values_action, dict(VALUES_ARGS, json_logging=True)),
+    (nim_plan, nim_plan_action, dict(PLAN_ARGS, nodes_available=1)),
+], ids=["plan", "values", "values-refused", "plan-refused"])
+def test_action_gives_the_module_result(module, plugin, args, capsys):
+    expected = run_module(module, args, capsys)
+    got = run_action(plugin, args)
+    assert {k: v for k, v in got.items() if k in expected} == expected
+    assert got.get("failed", False) == expected.get("failed", False)
+
+
+def test_action_result_is_the_same_in_check_mode():
+    assert run_action(nim_values_action, VALUES_ARGS, check_mode=True) == run_action(nim_values_action, VALUES_ARGS)
+
+
+@pytest.mark.parametrize("plugin,args,fragment", [
+    (nim_plan_action, dict(PLAN_ARGS, parameters_billion=405), "mutually exclusive: model|parameters_billion"),
+    (nim_plan_action, dict(PLAN_ARGS, precision="fp6"), "value of precision must be one of"),
+    (nim_values_action, dict(VALUES_ARGS, nodez=2), "Unsupported parameters"),
+    (nim_values_action, {k: v for k, v in VALUES_ARGS.items() if k != "nodes"}, "missing required arguments: nodes"),
+])
+def test_action_refuses_what_the_argument_spec_refuses(plugin, args, fragment):
+    with pytest.raises(AnsibleActionFail, match=fragment.replace("|", r"\|")):
+        run_action(plugin, args)
+
+
+def test_action_echoes_no_credential():
+    fake = "nvapi-FAKE-0000000000000000000000000000000000000000000000000000000000000000"
+    result = run_action(nim_values_action, dict(VALUES_ARGS, ngc_api_secret=fake))
+    assert result["failed"] and result["rule"] == "secret_by_name"
+    assert fake not in json.dumps(result)
+
+
+def test_role_passes_every_option_of_the_modules_on():
+    """validate.yml names the options one by one; a new module option must reach it (and the unknown-key check)."""
+    role_vars = yaml.safe_load((REPO / "roles" / "nim_release" / "vars" / "main.yml").read_text())
+    assert set(role_vars["_nim_release_values_options"]) == set(VALUES_ARGSPEC) - {"current_values"}
+    assert set(role_vars["_nim_release_plan_options"]) == set(PLAN_ARGSPEC)
+    tasks = yaml.safe_load((REPO / "roles" / "nim_release" / "tasks" / "validate.yml").read_text())
+    by_module = {next(k for k in t if k.startswith("nimops.")): t for t in tasks if any(k.startswith("nimops.") for k in t)}
+    assert set(by_module["nimops.multinode.nim_values"]["nimops.multinode.nim_values"]) == set(VALUES_ARGSPEC)
+    assert set(by_module["nimops.multinode.nim_plan"]["nimops.multinode.nim_plan"]) == set(PLAN_ARGSPEC)
