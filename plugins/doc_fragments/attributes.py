@@ -35,4 +35,8 @@ attributes:
   idempotent:
     support: full
     details: The result depends only on the arguments; C(changed) is always false.
+  action:
+    description: Indicates this has a corresponding action plugin, so some parts of the work run on the controller.
+    support: full
+    details: The whole module runs on the controller (an action plugin of the same name); it contacts nothing.
 """
