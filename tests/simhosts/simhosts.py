@@ -298,6 +298,11 @@ def down() -> None:
         for key in ("sshd", "podman"):
             if entry.get(key):
                 stop_pid(entry[key])
+        # What outlives sshd's listener: SSH sessions held open by controllers' ControlPersist masters.
+        if Path(f"/run/netns/{name}").exists():
+            left = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True, check=False)
+            for pid in left.stdout.split():
+                stop_pid(int(pid), timeout=5.0)
         if nsfile.exists() and is_mountpoint(nsfile):
             run(["umount", str(nsfile)], check=False)
         nsfile.unlink(missing_ok=True)
