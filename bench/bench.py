@@ -497,7 +497,9 @@ def summary(out: dict) -> str:
     if h:
         lines.append("bare hosts, " + h.get("measured", "") + ": " + ", ".join(
             f"{k} hosts {v['seconds']}s" for k, v in h.get("by_hosts", {}).items()))
-        lines.append(f"  8 vs 2 = {h.get('ratio_8_vs_2')}x (target <= 2x)")
+        lines.append(f"  8 vs 2 = {h.get('ratio_8_vs_2')}x (target <= 2x); machine CPU-seconds 8 vs 2 = "
+                     f"{h.get('cpu_ratio_8_vs_2')}x (" + ", ".join(
+                         f"{k} hosts {v.get('machine_cpu_s')} CPU-s" for k, v in h.get("by_hosts", {}).items()) + ")")
     r = out.get("resources")
     if r:
         for bed, v in r.items():

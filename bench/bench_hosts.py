@@ -4,7 +4,8 @@ Uses a set of simulated hosts of its own (tests/simhosts with NIMOPS_SIMHOSTS_SE
 10.77.7.0/24), so the test suites' hosts are not touched. What is measured, per host count N:
   - `ray`: bench/ray-cluster.yml, i.e. the docker_ray_cluster role exactly as deploy-nim-docker.yml runs it:
     Ray head on the leader, N-1 Ray workers, until `ray status` on the head lists N nodes (wall time of the
-    ansible-playbook run over SSH, from a clean state: the previous cluster is torn down first);
+    ansible-playbook run over SSH, from a clean state: the previous cluster is torn down first), and the CPU
+    seconds the whole machine spent busy meanwhile (the simulated hosts share its cores with the controller);
   - `full` (2 hosts only, unless BENCH_HOSTS_FULL lists more): deploy-nim-docker.yml end to end, the Ray
     cluster plus vLLM (CPU) serving the generated tiny model, until /v1/models answers.
 Resident memory and CPU seconds of each host (every process in the host's network namespace: sshd, podman,
@@ -61,18 +62,26 @@ def inventory(info: dict, names: list[str], path: Path, extra: dict) -> Path:
     return path
 
 
+def busy_cpu_s() -> float:
+    """CPU seconds the whole machine has spent busy (all cores; idle and iowait excluded), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def play(inv: Path, playbook: Path, timeout=1800) -> dict:
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_root()), ANSIBLE_NOCOLOR="1",
                ANSIBLE_HOST_KEY_CHECKING="False", NGC_API_KEY=FAKE_NGC,
                ANSIBLE_FORKS="16", PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
     env.pop("DOCKER_HOST", None)
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), busy_cpu_s()
     r = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", str(inv), str(playbook)], env=env,
                        capture_output=True, text=True, timeout=timeout, cwd=str(REPO), check=False)
     out = r.stdout + r.stderr
     joined = re.findall(r"(\d+)/(\d+) Ray nodes alive", out)
     return {"rc": r.returncode, "seconds": round(time.monotonic() - t0, 2), "tail": out[-1500:] if r.returncode else "",
-            "last_progress": "/".join(joined[-1]) if joined else None}
+            "last_progress": "/".join(joined[-1]) if joined else None,
+            # the controller, the simulated hosts and Ray all run on this machine's cores
+            "machine_cpu_s": round(busy_cpu_s() - cpu0, 1)}
 
 
 def model_cache() -> str:
@@ -129,7 +138,9 @@ def run(counts: list[int], log) -> dict:
             name = "bench" + uuid.uuid4().hex[:5]
             inv = inventory(info, names[:n], work / f"inv-{n}.yml", dict(common, nim_docker_name=name))
             r = play(inv, HERE / "ray-cluster.yml")
-            row = {"seconds": r["seconds"], "rc": r["rc"], "ray_nodes": r["last_progress"]}
+            row = {"seconds": r["seconds"], "rc": r["rc"], "ray_nodes": r["last_progress"],
+                   "machine_cpu_s": r["machine_cpu_s"],
+                   "cpu_bound_floor_s": round(r["machine_cpu_s"] / (os.cpu_count() or 1), 1)}
             if r["rc"] != 0:
                 row["error"] = r["tail"]
             if n == max(counts):
@@ -141,8 +152,8 @@ def run(counts: list[int], log) -> dict:
             d = play(inv, REPO / "playbooks" / "teardown-nim-docker.yml")
             row["teardown_s"] = d["seconds"]
             res["by_hosts"][str(n)] = row
-            log(f"  {n} hosts: Ray formed in {r['seconds']}s (rc={r['rc']}, nodes {r['last_progress']}); "
-                f"teardown {d['seconds']}s")
+            log(f"  {n} hosts: Ray formed in {r['seconds']}s (rc={r['rc']}, nodes {r['last_progress']}), "
+                f"{r['machine_cpu_s']} CPU-s on {os.cpu_count()} cores; teardown {d['seconds']}s")
         full = [int(x) for x in os.environ.get("BENCH_HOSTS_FULL", "2").split(",") if x]
         for n in full:
             name = "benchf" + uuid.uuid4().hex[:5]
@@ -164,6 +175,8 @@ def run(counts: list[int], log) -> dict:
     two = res["by_hosts"].get("2", {}).get("seconds")
     eight = res["by_hosts"].get("8", {}).get("seconds")
     res["ratio_8_vs_2"] = round(eight / two, 2) if two and eight else None
+    cpu2, cpu8 = (res["by_hosts"].get(k, {}).get("machine_cpu_s") for k in ("2", "8"))
+    res["cpu_ratio_8_vs_2"] = round(cpu8 / cpu2, 2) if cpu2 and cpu8 else None
     res["ratio_4_vs_2"] = round(res["by_hosts"]["4"]["seconds"] / two, 2) if two and "4" in res["by_hosts"] else None
     res["targets"] = {"ratio_8_vs_2_max": 2.0}
     return res
