@@ -19,20 +19,9 @@ from ansible_collections.nimops.multinode.plugins.action import nim_values as ni
 from ansible_collections.nimops.multinode.plugins.module_utils._plan import PLAN_ARGSPEC
 from ansible_collections.nimops.multinode.plugins.module_utils._values import VALUES_ARGSPEC
 from ansible_collections.nimops.multinode.plugins.modules import nim_plan, nim_values
+from ansible_collections.nimops.multinode.tests.unit.plugins.pure_module_args import PLAN_ARGS, VALUES_ARGS
 
 REPO = Path(__file__).resolve().parents[4]
-PLAN_ARGS = {"model": "llama-3.1-405b", "gpu_type": "h100-80gb", "gpus_per_node": 8, "nodes_available": 2}
-VALUES_ARGS = {
-    "image": {"repository": "nvcr.io/nim/meta/llama-3.1-405b-instruct", "tag": "1.13.1"},
-    "image_pull_secret": "nvcr-imagepull",
-    "ngc_api_secret": "ngc-api",
-    "tensor_parallel_size": 8,
-    "pipeline_parallel_size": 2,
-    "nodes": 2,
-    "gpus_per_node": 8,
-    "storage": {"kind": "pvc", "size": "1000Gi", "storage_class": "nfs-rwx"},
-}
-PAIRS = [(nim_plan, nim_plan_action), (nim_values, nim_values_action)]
 
 
 def run_action(plugin, args, check_mode=False):
@@ -77,7 +66,7 @@ def test_action_refuses_what_the_argument_spec_refuses(plugin, args, fragment):
 
 
 def test_action_echoes_no_credential():
-    fake = "nvapi-FAKE-0000000000000000000000000000000000000000000000000000000000000000"
+    fake = "nvapi-FAKE-not-a-key"
     result = run_action(nim_values_action, dict(VALUES_ARGS, ngc_api_secret=fake))
     assert result["failed"] and result["rule"] == "secret_by_name"
     assert fake not in json.dumps(result)

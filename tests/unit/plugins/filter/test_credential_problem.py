@@ -10,8 +10,8 @@ import pytest
 from ansible_collections.nimops.multinode.plugins.filter.credential_problem import FilterModule
 
 problem = FilterModule().filters()["credential_problem"]
-NGC = "nvapi-FAKE-0000000000000000000000000000000000000000000000000000000000000000"
-HF = "hf_FAKE0000000000000000000000000000000"
+NGC = "nvapi-FAKE-not-a-key"
+HF = "hf_FAKE_not_a_token"
 
 
 @pytest.mark.parametrize("kind,value", [("ngc_api_key", NGC), ("hf_token", HF), ("image_pull", NGC)])

@@ -11,18 +11,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.nimops.multinode.plugins.modules import nim_plan, nim_values
-
-PLAN_ARGS = {"model": "llama-3.1-405b", "gpu_type": "h100-80gb", "gpus_per_node": 8, "nodes_available": 2}
-VALUES_ARGS = {
-    "image": {"repository": "nvcr.io/nim/meta/llama-3.1-405b-instruct", "tag": "1.13.1"},
-    "image_pull_secret": "nvcr-imagepull",
-    "ngc_api_secret": "ngc-api",
-    "tensor_parallel_size": 8,
-    "pipeline_parallel_size": 2,
-    "nodes": 2,
-    "gpus_per_node": 8,
-    "storage": {"kind": "pvc", "size": "1000Gi", "storage_class": "nfs-rwx"},
-}
+from ansible_collections.nimops.multinode.tests.unit.plugins.pure_module_args import PLAN_ARGS, VALUES_ARGS
 
 
 def run(module, args, capsys, check_mode=False):
