@@ -20,5 +20,6 @@ install -m 0755 "$cache/bin/helm-$HELM_VERSION" "$stage/helm"
 rm -f "$stage"/nimops-multinode-*.tar.gz
 ansible-galaxy collection build --force --output-path "$stage" "$root" >&2
 rm -rf "$context"
-ansible-builder create -f "$root/meta/execution-environment.yml" -c "$context" >&2
+# The file name is fixed: by default ansible-builder names it after whichever container runtime it finds.
+ansible-builder create -f "$root/meta/execution-environment.yml" -c "$context" --output-filename Containerfile >&2
 echo "$context"

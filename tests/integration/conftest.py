@@ -1,7 +1,9 @@
 """Shared fixtures of the integration tests.
 
-`sim_cluster` (session scope) brings up the simulated GPU Kubernetes cluster of tests/simcluster once per test
-session, reusing one that is already running, and stops it at the end only if this session started it
+`sim_cluster` (session scope) brings up the suites' own simulated GPU Kubernetes cluster of tests/simcluster once
+per test session: its own state dir and port offset (TEST_SIM_ENV), never the one `make demo` or `make sim-up`
+runs, so a release or a cluster left up by hand neither changes a result nor gets torn down by the tests. It
+reuses the suites' sim when one is already running, and stops it at the end only if this session started it
 (set NIMOPS_SIM_KEEP=1 to leave it running); `sim_cluster_factory` makes extra, independent sims (e.g. without
 LWS, to test installing it). Other test beds add their own fixtures beside these.
 """
@@ -24,6 +26,10 @@ REPO = Path(__file__).resolve().parents[2]
 SIMCLUSTER = REPO / "tests" / "simcluster" / "simcluster.py"
 FAULT_LABEL = "sim.nimops.test/fault"
 FAULTS = ("crashloop", "imagepull", "neverready")
+CACHE = Path(os.environ.get("NIMOPS_CACHE") or Path.home() / ".cache" / "nimops")
+# The suites' own sim, beside the default one (offset 0, `make demo`/`make sim-up`), the bench's (5000) and the
+# extra sims below: no shifted port of one lands on a port of another.
+TEST_SIM_ENV = {"NIMOPS_SIM_DIR": str(CACHE / "simcluster-tests"), "NIMOPS_SIM_PORT_OFFSET": "3500"}
 
 
 def run_simcluster(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -196,17 +202,19 @@ def sim_cluster_factory(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def sim_cluster() -> SimCluster:
-    info = sim_status()
-    # stopped at the end only if nothing of it ran before (a partly running sim is someone's: repaired, kept)
+    env = TEST_SIM_ENV
+    info = sim_status(env)
+    # stopped at the end only if nothing of it ran before (a partly running sim was left by a kept session:
+    # repaired, kept)
     started = not any(proc["alive"] for proc in info["processes"].values())
     if not info["running"]:
-        r = run_simcluster("up", timeout=900)
+        r = run_simcluster("up", env=env, timeout=900)
         if r.returncode != 0:
             pytest.fail(f"simulated cluster failed to start:\n{r.stdout}\n{r.stderr}")
-        info = sim_status()
+        info = sim_status(env)
         assert info["running"], info
-    sim = SimCluster(info=info)
+    sim = SimCluster(info=info, env=env)
     yield sim
     if started and os.environ.get("NIMOPS_SIM_KEEP") != "1":
-        r = run_simcluster("down", timeout=300)
+        r = run_simcluster("down", env=env, timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr

@@ -1,9 +1,11 @@
 """Fixtures and helpers of the bare-Docker integration tests: the simulated hosts of tests/simhosts.
 
 `sim_hosts` (session scope) holds the hosts for this test session alone (a lock file; concurrent sessions wait),
-and brings up two simulated hosts (network namespaces with sshd and a podman engine
-each), reusing hosts that are already up, and stops them at the end only if this session started them
-(NIMOPS_SIMHOSTS_KEEP=1 leaves them running). The test image and the tiny model are built once and cached.
+and brings up two simulated hosts (network namespaces with sshd and a podman engine each) in the suites' own set
+(NIMOPS_SIMHOSTS_SET=5), never the default set that `make hosts-up` starts by hand, so hosts left up by hand
+neither change a result nor get torn down by the tests. It reuses the set when it is already up, and stops it at
+the end only if this session started it (NIMOPS_SIMHOSTS_KEEP=1 leaves it running). The test image and the tiny
+model are built once and cached.
 """
 
 from __future__ import annotations
@@ -28,12 +30,33 @@ SIMHOSTS = REPO / "tests" / "simhosts"
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 HOST_RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 N_HOSTS = 2
+TEST_SET = "5"  # the suites' own hosts (set 6: the fleet test; set 7: the bench; set 0: `make hosts-up`)
+LEADER, WORKER = f"simhost{TEST_SET}x1", f"simhost{TEST_SET}x2"  # tests/simhosts/simhosts.py names a set's hosts
 _HELD = {"depth": 0}  # exclusive() is re-entrant within one test session
 
 
-def _simhosts(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
+def _simhosts(*args: str, host_set: str, timeout: float = 3600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(SIMHOSTS / "simhosts.py"), *args], capture_output=True,
-                          text=True, timeout=timeout, check=False)
+                          text=True, timeout=timeout, check=False, env=dict(os.environ, NIMOPS_SIMHOSTS_SET=host_set))
+
+
+@contextlib.contextmanager
+def simulated_hosts(host_set: str, count: int):
+    """The hosts of one set, brought up unless `count` of them already are; stopped afterwards only if started
+    here (NIMOPS_SIMHOSTS_KEEP=1 keeps them)."""
+    status = _simhosts("status", host_set=host_set, timeout=120)
+    info = json.loads(_simhosts("inventory", host_set=host_set, timeout=60).stdout or "{}")
+    started = False
+    if status.returncode != 0 or len(info.get("hosts", {})) < count:
+        r = _simhosts("up", "--hosts", str(count), host_set=host_set)
+        if r.returncode != 0:
+            pytest.fail(f"simulated hosts (set {host_set}) failed to start:\n{r.stdout}\n{r.stderr}")
+        started = True
+        info = json.loads(_simhosts("inventory", host_set=host_set, timeout=60).stdout)
+    yield SimHosts(info=info)
+    if started and os.environ.get("NIMOPS_SIMHOSTS_KEEP") != "1":
+        r = _simhosts("down", host_set=host_set, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
 
 
 def collections_root() -> Path:
@@ -176,23 +199,11 @@ def model_cache_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def sim_hosts() -> SimHosts:
-    status = _simhosts("status", timeout=120)
-    info = json.loads(_simhosts("inventory", timeout=60).stdout or "{}")
-    started = False
-    if status.returncode != 0 or len(info.get("hosts", {})) < N_HOSTS:
-        r = _simhosts("up", "--hosts", str(N_HOSTS))
-        if r.returncode != 0:
-            pytest.fail(f"simulated hosts failed to start:\n{r.stdout}\n{r.stderr}")
-        started = True
-        info = json.loads(_simhosts("inventory", timeout=60).stdout)
-    hosts = SimHosts(info=info)
-    # One test session at a time deploys on the hosts (Ray's pinned ports and the server port are per host):
-    # every test using this fixture is covered, whichever file it is in.
-    with hosts.exclusive(timeout=3600):
-        yield hosts
-    if started and os.environ.get("NIMOPS_SIMHOSTS_KEEP") != "1":
-        r = _simhosts("down", timeout=600)
-        assert r.returncode == 0, r.stdout + r.stderr
+    with simulated_hosts(TEST_SET, N_HOSTS) as hosts:
+        # One test session at a time deploys on the hosts (Ray's pinned ports and the server port are per host):
+        # every test using this fixture is covered, whichever file it is in.
+        with hosts.exclusive(timeout=3600):
+            yield hosts
 
 
 @pytest.fixture(scope="session")

@@ -21,13 +21,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from simhosts_fixtures import REPO, SimHosts, run_playbook
+from simhosts_fixtures import LEADER, WORKER, REPO, SimHosts, run_playbook
 from simhosts_fixtures import sim_hosts, tiny_model_cache  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.nimops.multinode.plugins.module_utils._ray_status import parse_ray_status
 
 FAKE_NGC_KEY = "nvapi-FAKE-" + "0" * 58 + uuid.uuid4().hex[:6]
 NAME = "nimt" + uuid.uuid4().hex[:6]
-LEADER, WORKER = "simhost1", "simhost2"
 METRICS = REPO / "build" / "simhosts-metrics.json"
 STATE: dict = {}
 

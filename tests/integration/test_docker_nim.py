@@ -14,12 +14,11 @@ import uuid
 import pytest
 import requests
 
-from simhosts_fixtures import SIMHOSTS, SimHosts, run_playbook
+from simhosts_fixtures import LEADER, WORKER, SIMHOSTS, SimHosts, run_playbook
 from simhosts_fixtures import sim_hosts, tiny_model_cache  # noqa: F401  pylint: disable=unused-import
 
 FAKE_NGC_KEY = "nvapi-FAKE-" + "1" * 58 + uuid.uuid4().hex[:6]
 NAME = "nimn" + uuid.uuid4().hex[:6]
-LEADER, WORKER = "simhost1", "simhost2"
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,11 @@ import docker
 import pytest
 import requests
 
-from simhosts_fixtures import SimHosts, run_playbook, sim_hosts, tiny_model_cache  # noqa: F401  # pylint: disable=unused-import
+from simhosts_fixtures import LEADER, WORKER, SimHosts, run_playbook, sim_hosts, tiny_model_cache  # noqa: F401  # pylint: disable=unused-import
 from ansible_collections.nimops.multinode.plugins.module_utils._ray_status import parse_ray_status
 
 FAKE_NGC_KEY = "nvapi-FAKE-faults-" + uuid.uuid4().hex
 NAME = "nimf" + uuid.uuid4().hex[:6]
-LEADER, WORKER = "simhost1", "simhost2"
 
 
 def digest(root: Path) -> dict:

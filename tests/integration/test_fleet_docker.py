@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -30,7 +29,7 @@ import pytest
 import requests
 import yaml
 
-from simhosts_fixtures import REPO, SimHosts, model_cache_dir, run_playbook
+from simhosts_fixtures import REPO, SimHosts, model_cache_dir, run_playbook, simulated_hosts
 
 SET = "6"
 N_HOSTS = 4
@@ -40,26 +39,10 @@ REPLICAS = {"replica_a": ["simhost6x1", "simhost6x2"], "replica_b": ["simhost6x3
 STATE: dict = {}
 
 
-def _simhosts(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, NIMOPS_SIMHOSTS_SET=SET)
-    return subprocess.run([sys.executable, str(REPO / "tests" / "simhosts" / "simhosts.py"), *args], env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
-
-
 @pytest.fixture(scope="module")
 def fleet_hosts() -> SimHosts:
-    status = _simhosts("status", timeout=120)
-    info = json.loads(_simhosts("inventory", timeout=60).stdout or "{}")
-    started = False
-    if status.returncode != 0 or len(info.get("hosts", {})) < N_HOSTS:
-        r = _simhosts("up", "--hosts", str(N_HOSTS))
-        assert r.returncode == 0, f"simulated hosts failed to start:\n{r.stdout}\n{r.stderr}"
-        started = True
-        info = json.loads(_simhosts("inventory", timeout=60).stdout)
-    yield SimHosts(info=info)
-    if started and os.environ.get("NIMOPS_SIMHOSTS_KEEP") != "1":
-        r = _simhosts("down", timeout=600)
-        assert r.returncode == 0, r.stdout + r.stderr
+    with simulated_hosts(SET, N_HOSTS) as hosts:
+        yield hosts
 
 
 def write_inventory(path: Path, hosts: SimHosts, cache: Path, members: Path, max_model_len: int) -> Path:

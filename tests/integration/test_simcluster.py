@@ -344,7 +344,7 @@ def test_second_instance_up_is_noop_and_down_leaves_nothing(sim_cluster: SimClus
     assert not (Path(info["state_dir"]) / "egress.sock").exists()
     assert sim2.refresh()["running"] is False
     # the session's sim is untouched
-    assert sim_status()["running"]
+    assert sim_status(sim_cluster.env)["running"]
 
 
 def _zombie(pid: int) -> bool:
