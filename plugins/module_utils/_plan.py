@@ -307,6 +307,36 @@ def plan_topology(model=None, parameters_billion=None, precision=None, gpu_type=
     }
 
 
+
+# The plan's results that a user may also set explicitly (nim_values option names).
+PLANNED_KEYS = ("nodes", "tensor_parallel_size", "pipeline_parallel_size", "gpus_per_node", "interconnect")
+
+
+def plan_conflict(planned, explicit, prefix="nim_"):
+    """Refuse explicit topology settings that contradict the plan: the plan never silently overrides them.
+
+    ``planned`` is nim_plan's result (or empty: nothing planned), ``explicit`` maps nim_values option names to what
+    the user set; ``prefix`` turns an option into the user's variable name. Returns the refusal or ''.
+    """
+    if not planned:
+        return ""
+    clashes = []
+    for key in PLANNED_KEYS:
+        if key not in explicit or explicit[key] is None:
+            continue
+        mine, plan = explicit[key], planned[key]
+        same = str(mine).strip().lower() == str(plan).lower()
+        if not same:
+            clashes.append((key, mine, plan))
+    if not clashes:
+        return ""
+    what = ", ".join("%s%s %s (the plan says %s)" % (prefix, key, mine, plan) for key, mine, plan in clashes)
+    fix = ("remove %s and let the plan decide, or give the plan the same constraint (%splan.nodes, "
+           "%splan.gpus_per_node, %splan.interconnect)" % (
+               " and ".join(prefix + key for key, _m, _p in clashes), prefix, prefix, prefix))
+    return PlanError("plan_conflict", what, "an explicit setting and the plan would deploy different topologies, "
+                     "and one of them would be ignored", fix).message
+
 # The options of nimops.multinode.nim_plan (its module and its controller-side action share them).
 PLAN_ARGSPEC = dict(
     model=dict(type="str", choices=list(MODELS)),

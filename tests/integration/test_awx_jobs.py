@@ -25,7 +25,7 @@ FAKE_HF = "hf_FAKEawxjob000000000000000000000000"
 def task_result(result, task, outcome="runner_on_ok"):
     for event in result.events:
         data = event.get("event_data", {})
-        if event.get("event") == outcome and data.get("task") == task:
+        if event.get("event") == outcome and data.get("task", "").split(" : ")[-1] == task:
             return data["res"]
     raise AssertionError("no %s event for task %r in the job events" % (outcome, task))
 

@@ -126,11 +126,20 @@ def test_job_template_is_valid(path):
     answers = {q["variable"]: "x" for q in questions if q["required"] and q.get("default", "") == ""}
     extra = survey_extra_vars(spec["survey_spec"], answers)
     assert sorted(extra) == sorted(q["variable"] for q in questions if q["required"] or q.get("default", "") != "")
-    # Each survey variable and template extra var is a variable the playbook reads.
-    playbook = (REPO / spec["playbook"]).read_text()
+    # Each survey variable and template extra var is a variable the playbook reads (itself, or through the public
+    # interface of the role it runs), or one the template's own extra vars pass on.
+    readers = playbook_interface(spec["playbook"]) + yaml.safe_dump(spec.get("extra_vars") or {})
     for var in [q["variable"] for q in questions] + list(spec.get("extra_vars") or {}):
-        assert re.search(r"\b%s\b" % re.escape(var), playbook), "%s: %s is not used by %s" % (
+        assert re.search(r"\b%s\b" % re.escape(var), readers), "%s: %s is not used by %s" % (
             path.name, var, spec["playbook"])
+
+
+def playbook_interface(playbook):
+    """The playbook's text and the argument specs of the collection roles it runs (their public variables)."""
+    text = (REPO / playbook).read_text()
+    for role in re.findall(r"name: nimops\.multinode\.(\w+)", text):
+        text += (REPO / "roles" / role / "meta" / "argument_specs.yml").read_text()
+    return text
 
 
 def test_deploy_template_describes_the_seed_example():
@@ -151,11 +160,16 @@ def test_plan_template_offers_what_the_planner_knows():
     assert choices["nim_interconnect"] == list(_plan.INTERCONNECTS)
 
 
+# Which playbooks need the NGC key / HF token: everything that writes Secrets or starts containers with them.
+NEEDS_NIM_CREDENTIALS = {"deploy-nim": True, "deploy-nim-docker": True, "teardown-nim": False,
+                         "teardown-nim-docker": False, "diagnose-nim": False, "plan-nim": False}
+
+
 def test_templates_use_the_credentials_their_playbooks_need():
     creds = {p.stem: yaml.safe_load(p.read_text())["credentials"] for p in TEMPLATES}
+    assert sorted(creds) == sorted(NEEDS_NIM_CREDENTIALS)
     for name, used in creds.items():
-        text = (REPO / "playbooks" / ("%s.yml" % name)).read_text()
-        reads_secrets = "NGC_API_KEY" in text or "nim_secrets" in text
+        reads_secrets = NEEDS_NIM_CREDENTIALS[name]
         assert ("NIM credentials" in used) == reads_secrets, name
         # Kubernetes playbooks use the cluster credential, bare-host ones the SSH (machine) credential.
         assert ("NIM cluster" in used) == (name in ("deploy-nim", "teardown-nim", "diagnose-nim")), name

@@ -72,12 +72,18 @@ def test_action_echoes_no_credential():
     assert fake not in json.dumps(result)
 
 
-def test_role_passes_every_option_of_the_modules_on():
-    """validate.yml names the options one by one; a new module option must reach it (and the unknown-key check)."""
-    role_vars = yaml.safe_load((REPO / "roles" / "nim_release" / "vars" / "main.yml").read_text())
-    assert set(role_vars["_nim_release_values_options"]) == set(VALUES_ARGSPEC) - {"current_values"}
-    assert set(role_vars["_nim_release_plan_options"]) == set(PLAN_ARGSPEC)
-    tasks = yaml.safe_load((REPO / "roles" / "nim_release" / "tasks" / "validate.yml").read_text())
-    by_module = {next(k for k in t if k.startswith("nimops.")): t for t in tasks if any(k.startswith("nimops.") for k in t)}
-    assert set(by_module["nimops.multinode.nim_values"]["nimops.multinode.nim_values"]) == set(VALUES_ARGSPEC)
-    assert set(by_module["nimops.multinode.nim_plan"]["nimops.multinode.nim_plan"]) == set(PLAN_ARGSPEC)
+def _module_task(path, module):
+    tasks = yaml.safe_load((REPO / path).read_text())
+    return next(t[module] for t in tasks if module in t)
+
+
+def test_roles_pass_every_option_of_the_modules_on():
+    """The roles name the options one by one; a new module option must reach them (and the unknown-key checks)."""
+    release_vars = yaml.safe_load((REPO / "roles" / "nim_release" / "vars" / "main.yml").read_text())
+    assert set(release_vars["_nim_release_values_options"]) == set(VALUES_ARGSPEC) - {"current_values"}
+    deploy_vars = yaml.safe_load((REPO / "roles" / "nim_deploy" / "vars" / "main.yml").read_text())
+    assert set(deploy_vars["_nim_deploy_plan_options"]) == set(PLAN_ARGSPEC)
+    values_task = _module_task("roles/nim_release/tasks/validate.yml", "nimops.multinode.nim_values")
+    assert set(values_task) == set(VALUES_ARGSPEC)
+    plan_task = _module_task("roles/nim_deploy/tasks/plan_topology.yml", "nimops.multinode.nim_plan")
+    assert set(plan_task) == set(PLAN_ARGSPEC)
