@@ -19,7 +19,7 @@ import re
 from ansible_collections.nimops.multinode.plugins.module_utils._common_args import TOPOLOGY_ARGSPEC
 from ansible_collections.nimops.multinode.plugins.module_utils._errors import (
     CREDENTIAL_ENV_NAMES as _SECRET_ENV_NAMES, CREDENTIAL_RE as _SECRET_VALUE_RE, InputError, ValuesRuleError,
-    redact_credentials as redact)
+    NimOpsError, redact_credentials as redact)
 
 GPU_RESOURCE = "nvidia.com/gpu"
 RDMA_INTERCONNECTS = ("infiniband", "roce")
@@ -241,6 +241,25 @@ def _check_parallelism(tp, pp, profile, nodes, gpus_per_node, interconnect):
             "slower or times out",
             "use tensor_parallel_size={0}, pipeline_parallel_size={1}, or set interconnect to infiniband/roce "
             "if the nodes have it".format(gpus_per_node, total // gpus_per_node))
+
+
+def topology_problem(tp, pp, nodes, gpus_per_node, interconnect="ethernet"):
+    """The refusal the multi-node rules give for this split of TP x PP over nodes x GPUs per node, or ''.
+
+    The same rules as the values (gpu_count, tp_layout, multinode_tp_interconnect), for callers that render no
+    values, such as the bare-host path.
+    """
+    try:
+        tp, pp, nodes, gpus_per_node = int(tp), int(pp), int(nodes), int(gpus_per_node)
+    except (TypeError, ValueError):
+        return ("[parallelism_choice] tensor_parallel_size {0}, pipeline_parallel_size {1}, nodes {2} and "
+                "gpus_per_node {3} must be whole numbers. Why: they decide how the model is split. "
+                "Fix: set them as integers.").format(tp, pp, nodes, gpus_per_node)
+    try:
+        _check_parallelism(tp, pp, None, nodes, gpus_per_node, interconnect)
+    except NimOpsError as exc:
+        return exc.message
+    return ""
 
 
 def _check_size_fits(size, size_bytes, model_size_gb):
