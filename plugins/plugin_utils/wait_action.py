@@ -47,6 +47,9 @@ class WaitAction(ActionBase):
     # Seams for the unit tests.
     clock = staticmethod(time.monotonic)
     sleep = staticmethod(time.sleep)
+    # The last progress line printed, and when (reset on every run).
+    _last_line = None
+    _last_print = 0.0
 
     def wait(self, params, task_vars):
         raise NotImplementedError
