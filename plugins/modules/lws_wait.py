@@ -75,13 +75,16 @@ options:
     type: bool
     default: false
   elapsed:
-    description: Seconds already waited; set by the action plugin so grace periods count from the start.
+    description:
+      - Seconds already waited; set by the action plugin on each poll so grace periods count from the start.
+      - Internal; a task that sets it is refused.
     type: int
     default: 0
   resource_version:
     description:
       - Pod list version the previous poll ended at; set by the action plugin so each poll's watch replays
         what happened since, and a pod that crashed and was deleted between two polls is still seen.
+      - Internal; a task that sets it is refused.
     type: str
 """
 
@@ -147,24 +150,11 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.nimops.multinode.plugins.module_utils import _k8s
 from ansible_collections.nimops.multinode.plugins.module_utils._errors import NimOpsError
 from ansible_collections.nimops.multinode.plugins.module_utils._readiness import evaluate
+from ansible_collections.nimops.multinode.plugins.module_utils._wait_args import LWS_WAIT_CONSTRAINTS, lws_wait_argspec
 
 
 def main():
-    argument_spec = _k8s.auth_argspec()
-    argument_spec.update(
-        name=dict(type="str"),
-        namespace=dict(type="str", required=True),
-        release=dict(type="str"),
-        controller_namespace=dict(type="str", default="lws-system"),
-        timeout=dict(type="int", default=1800),
-        poll_interval=dict(type="int", default=2),
-        settle=dict(type="int", default=10),
-        ready_history=dict(type="bool", default=False),
-        elapsed=dict(type="int", default=0),
-        resource_version=dict(type="str"),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_one_of=[("name", "release")])
+    module = AnsibleModule(argument_spec=lws_wait_argspec(), supports_check_mode=True, **LWS_WAIT_CONSTRAINTS)
     if not _k8s.HAS_K8S:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(_k8s.K8S_IMPORT_ERROR))
     p = module.params

@@ -98,8 +98,9 @@ def run(params):
         _diagnosis.network_policy_findings(policies, snap["pods"], params["ray_port"])
     for f in findings:
         f["severity"] = "error" if f.pop("fatal") else "warning"
+    # causes and concerns are reported once, as findings
     status.pop("causes", None)
-    status.pop("warnings", None)
+    status.pop("concerns", None)
     return {"healthy": status["ready"] and not findings, "findings": findings, "status": status}
 
 
