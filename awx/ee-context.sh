@@ -21,5 +21,5 @@ rm -f "$stage"/nimops-multinode-*.tar.gz
 ansible-galaxy collection build --force --output-path "$stage" "$root" >&2
 rm -rf "$context"
 # The file name is fixed: by default ansible-builder names it after whichever container runtime it finds.
-ansible-builder create -f "$root/meta/execution-environment.yml" -c "$context" --output-filename Containerfile >&2
+ansible-builder create -f "$root/awx/execution-environment.yml" -c "$context" --output-filename Containerfile >&2
 echo "$context"

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-EE = REPO / "meta" / "execution-environment.yml"
+EE = REPO / "awx" / "execution-environment.yml"
 BUNDLED = Path(yaml.__file__).resolve().parents[1] / "ansible_collections"
 
 
@@ -116,9 +116,9 @@ def test_builder_stage_introspection_resolves_dependencies(context, tmp_path):
     assert "openssh-clients [platform:rpm]  # from collection user" in data["system"]
 
 
-def test_collection_artifact_does_not_break_another_environments_introspection(context, tmp_path):
-    # Anyone building an execution environment that installs nimops.multinode from Galaxy runs the
-    # same introspection over it; a collection whose metadata it cannot read fails that build.
+def test_collection_declares_its_dependencies_to_another_environments_introspection(context, tmp_path):
+    # Anyone building an execution environment that installs nimops.multinode from Galaxy runs the same
+    # introspection over it: it reads meta/execution-environment.yml and takes the collection's requirements.
     galaxy = yaml.safe_load((REPO / "galaxy.yml").read_text())
     artifact = context / "_build" / "collections" / ("nimops-multinode-%s.tar.gz" % galaxy["version"])
     subprocess.run([str(Path(sys.executable).parent / "ansible-galaxy"), "collection", "install", "--offline",
@@ -126,6 +126,10 @@ def test_collection_artifact_does_not_break_another_environments_introspection(c
                    capture_output=True, text=True, timeout=120, check=True)
     proc = _introspect(context, tmp_path)
     assert proc.returncode == 0, proc.stderr[-1500:]
-    # Nothing of the controller toolchain is passed off as the collection's run-time requirements.
     data = yaml.safe_load(proc.stdout)
-    assert [line for line in data["python"] + data["system"] if "nimops.multinode" in line] == []
+    ours = sorted(line.split("  #")[0] for line in data["python"] + data["system"] if "nimops.multinode" in line)
+    declared = [line.strip() for name in ("ee-requirements.txt", "ee-bindep.txt")
+                for line in (REPO / "meta" / name).read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert ours == sorted(declared)
+    # Nothing of the controller toolchain (test and lint tools) is passed off as run-time requirements.
+    assert not [line for line in ours if re.match(r"(pytest|molecule|ansible-lint|ansible-builder)\b", line)]

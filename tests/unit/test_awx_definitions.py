@@ -1,4 +1,4 @@
-"""The AWX / Automation Controller definitions under awx/ and meta/execution-environment.yml, checked as the
+"""The AWX / Automation Controller definitions under awx/ (execution-environment.yml included), checked as the
 controller and ansible-builder check them, with the injection logic the controller applies."""
 
 from __future__ import annotations
@@ -244,18 +244,26 @@ def pins(path):
     return found
 
 
+def test_collection_declares_its_execution_environment_dependencies():
+    declaration = yaml.safe_load((REPO / "meta" / "execution-environment.yml").read_text())
+    assert declaration == {"version": 1, "dependencies": {"python": "meta/ee-requirements.txt",
+                                                          "system": "meta/ee-bindep.txt"}}
+    for path in declaration["dependencies"].values():
+        assert (REPO / path).is_file()
+
+
 def test_ee_python_pins_match_the_controller_toolchain():
     toolchain = pins(REPO / "requirements.txt")
     ee = pins(REPO / "meta" / "ee-requirements.txt")
     assert ee and all(toolchain[name] == version for name, version in ee.items())
-    definition = yaml.safe_load((REPO / "meta" / "execution-environment.yml").read_text())
+    definition = yaml.safe_load((REPO / "awx" / "execution-environment.yml").read_text())
     deps = definition["dependencies"]
     assert deps["ansible_core"]["package_pip"] == "ansible-core==" + toolchain["ansible-core"]
     assert deps["ansible_runner"]["package_pip"] == "ansible-runner==" + toolchain["ansible-runner"]
 
 
 def test_ee_collections_are_the_bundled_releases_and_satisfy_galaxy_yml():
-    definition = yaml.safe_load((REPO / "meta" / "execution-environment.yml").read_text())
+    definition = yaml.safe_load((REPO / "awx" / "execution-environment.yml").read_text())
     wanted = {c["name"]: c["version"] for c in definition["dependencies"]["galaxy"]["collections"]}
     bundled_root = Path(yaml.__file__).resolve().parents[1] / "ansible_collections"
     ranges = yaml.safe_load((REPO / "galaxy.yml").read_text())["dependencies"]
