@@ -40,10 +40,8 @@ def _simhosts(*args: str, host_set: str, timeout: float = 3600) -> subprocess.Co
                           text=True, timeout=timeout, check=False, env=dict(os.environ, NIMOPS_SIMHOSTS_SET=host_set))
 
 
-@contextlib.contextmanager
-def simulated_hosts(host_set: str, count: int):
-    """The hosts of one set, brought up unless `count` of them already are; stopped afterwards only if started
-    here (NIMOPS_SIMHOSTS_KEEP=1 keeps them)."""
+def hosts_up(host_set: str, count: int) -> tuple[SimHosts, bool]:
+    """The hosts of one set, brought up unless `count` of them already are; also whether they were started here."""
     status = _simhosts("status", host_set=host_set, timeout=120)
     info = json.loads(_simhosts("inventory", host_set=host_set, timeout=60).stdout or "{}")
     started = False
@@ -53,7 +51,11 @@ def simulated_hosts(host_set: str, count: int):
             pytest.fail(f"simulated hosts (set {host_set}) failed to start:\n{r.stdout}\n{r.stderr}")
         started = True
         info = json.loads(_simhosts("inventory", host_set=host_set, timeout=60).stdout)
-    yield SimHosts(info=info)
+    return SimHosts(info=info), started
+
+
+def hosts_down(host_set: str, started: bool) -> None:
+    """Stop the set only if hosts_up started it (NIMOPS_SIMHOSTS_KEEP=1 keeps it)."""
     if started and os.environ.get("NIMOPS_SIMHOSTS_KEEP") != "1":
         r = _simhosts("down", host_set=host_set, timeout=600)
         assert r.returncode == 0, r.stdout + r.stderr
@@ -199,11 +201,14 @@ def model_cache_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def sim_hosts() -> SimHosts:
-    with simulated_hosts(TEST_SET, N_HOSTS) as hosts:
-        # One test session at a time deploys on the hosts (Ray's pinned ports and the server port are per host):
-        # every test using this fixture is covered, whichever file it is in.
+    hosts, started = hosts_up(TEST_SET, N_HOSTS)
+    # One test session at a time deploys on the hosts (Ray's pinned ports and the server port are per host):
+    # every test using this fixture is covered, whichever file it is in.
+    try:
         with hosts.exclusive(timeout=3600):
             yield hosts
+    finally:
+        hosts_down(TEST_SET, started)
 
 
 @pytest.fixture(scope="session")

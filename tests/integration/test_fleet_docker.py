@@ -29,7 +29,7 @@ import pytest
 import requests
 import yaml
 
-from simhosts_fixtures import REPO, SimHosts, model_cache_dir, run_playbook, simulated_hosts
+from simhosts_fixtures import REPO, SimHosts, hosts_down, hosts_up, model_cache_dir, run_playbook
 
 SET = "6"
 N_HOSTS = 4
@@ -41,8 +41,11 @@ STATE: dict = {}
 
 @pytest.fixture(scope="module")
 def fleet_hosts() -> SimHosts:
-    with simulated_hosts(SET, N_HOSTS) as hosts:
+    hosts, started = hosts_up(SET, N_HOSTS)
+    try:
         yield hosts
+    finally:
+        hosts_down(SET, started)
 
 
 def write_inventory(path: Path, hosts: SimHosts, cache: Path, members: Path, max_model_len: int) -> Path:
