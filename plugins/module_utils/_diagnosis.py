@@ -25,6 +25,7 @@ from ansible_collections.nimops.multinode.plugins.module_utils._lws_status impor
 
 GRACE = {
     "insufficient_gpu": 10,
+    "insufficient_resources": 10,
     "unschedulable": 30,
     "pvc_missing": 5,
     "pvc_unbound": 30,
@@ -42,6 +43,9 @@ AUTH_PATTERN = re.compile(r"unauthori[sz]ed|401|403|denied|authentication requir
                           r"authorization failed", re.IGNORECASE)
 JSON_LOG_PATTERN = re.compile(r"json.{0,40}(format|log)|(format|log).{0,40}json", re.IGNORECASE)
 RAY_ADDRESS_PATTERN = re.compile(r"--ray_address|ray[_ ]address|LWS_LEADER_ADDRESS", re.IGNORECASE)
+# The scheduler's "0/4 nodes are available: 2 Insufficient nvidia.com/gpu, 4 Insufficient cpu, ..."
+NODES_AVAILABLE_PATTERN = re.compile(r"(\d+)/(\d+) nodes are available")
+INSUFFICIENT_PATTERN = re.compile(r"(\d+) Insufficient ([\w-]+(?:[./][\w-]+)*)")
 RAY_JOIN_PATTERN = re.compile(r"(GCS|ray).{0,60}(connect|timed out|unreachable|refused)|6379", re.IGNORECASE)
 
 REMEDIATION = {
@@ -77,7 +81,14 @@ REMEDIATION = {
                       "NGC secret, HF_TOKEN in the HF token secret.",
     "insufficient_gpu": "Not enough free nvidia.com/gpu on any node for one pod: free GPUs, add nodes, or lower "
                         "GPUs per node (with TP/PP to match). Check 'kubectl describe nodes' allocatable GPUs.",
+    "insufficient_resources": "No node has the CPU or memory (or other resource) one pod requests: lower the "
+                              "requests (resources.requests in nim_extra_values) or add nodes with more "
+                              "allocatable; 'kubectl describe nodes' shows what is allocatable and requested.",
     "unschedulable": "The scheduler cannot place the pod: read the message (taints, node selectors, resources).",
+    "group_size_mismatch": "The chart rendered groups that do not hold the planned nodes, so the release would run "
+                           "on fewer (or more) machines than the model needs. The chart generation maps "
+                           "multiNode.workers differently (nim-llm 1.x counts the leader in it): check 'helm get "
+                           "manifest', and pin a chart whose values interface the collection renders.",
     "pvc_missing": "Create the model cache PVC (nimops.multinode.nim_storage role) or fix persistence.existingClaim.",
     "pvc_unbound": "The model cache PVC is not Bound: check its storage class provisioner and "
                    "'kubectl describe pvc'.",
@@ -256,10 +267,18 @@ def _schedule_causes(snap, pod, summary):
         return []
     message = cond.get("message") or ""
     since = seconds_since(cond.get("lastTransitionTime"), snap["now"])
-    if "nvidia.com/gpu" in message:
-        return [_cause("insufficient_gpu", "pod %s is Pending: no node has enough free nvidia.com/gpu" %
-                       summary["name"], ["pod/" + summary["name"]],
-                       since is not None and since >= GRACE["insufficient_gpu"], detail=message)]
+    lacking = {resource: int(count) for count, resource in INSUFFICIENT_PATTERN.findall(message)}
+    if lacking:
+        # Name what actually blocks: a resource every node lacks, not merely the one the release is about.
+        nodes = NODES_AVAILABLE_PATTERN.search(message)
+        total = int(nodes.group(2)) if nodes else max(lacking.values())
+        everywhere = [r for r, n in sorted(lacking.items()) if n >= total] or sorted(lacking)
+        code = "insufficient_gpu" if everywhere == ["nvidia.com/gpu"] else "insufficient_resources"
+        counts = ", ".join("%d/%d nodes lack %s" % (n, total, r) for r, n in sorted(lacking.items(),
+                                                                                     key=lambda i: -i[1]))
+        return [_cause(code, "pod %s is Pending: no node has enough free %s (%s)" % (
+            summary["name"], " and ".join(everywhere), counts), ["pod/" + summary["name"]],
+            since is not None and since >= GRACE[code], detail=message)]
     if "PersistentVolumeClaim" in message:
         return []  # reported by the PVC checks with the claim's name
     return [_cause("unschedulable", "pod %s is Pending: %s" % (summary["name"], message),
@@ -376,10 +395,23 @@ def _dedupe(causes):
     return out
 
 
-def find_causes(snap, waited):
+def shape_causes(snap, expected_size=None):
+    """The LeaderWorkerSet itself cannot give the planned release: groups of another size than the planned nodes
+    (a chart that maps multiNode.workers otherwise). Waiting does not change that."""
+    lws = snap["lws"]
+    _replicas, size = lws_shape(lws)
+    if lws is None or not expected_size or size == int(expected_size):
+        return []
+    name = lws["metadata"]["name"]
+    return [_cause("group_size_mismatch", "LeaderWorkerSet %s has groups of %d pod(s) but the plan needs %d nodes "
+                   "per group" % (name, size, int(expected_size)), ["leaderworkerset/" + name], True)]
+
+
+def find_causes(snap, waited, expected_size=None):
     """All causes, the fatal ones first (in the order a human would fix them)."""
     causes = control_plane_causes(snap, waited)
     if snap["crd"] is not None and snap["lws"] is not None:
+        causes.extend(shape_causes(snap, expected_size))
         causes.extend(pod_causes(snap, waited))
     return sorted(causes, key=lambda c: not c["fatal"])
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 from ansible_collections.nimops.multinode.plugins.module_utils import _diagnosis, _lws_status
 
 
-def evaluate(snap, elapsed, release):
+def evaluate(snap, elapsed, release, expected_size=None):
+    """One poll: groups, progress, readiness, causes. With ``expected_size`` (the planned nodes per group), groups
+    of another size are never ready."""
     result = {"ready": False, "groups": [], "progress": "", "causes": [], "concerns": [], "endpoint": None,
               "elapsed": elapsed, "ready_seconds": 0}
     lws = snap["lws"]
@@ -17,7 +19,8 @@ def evaluate(snap, elapsed, release):
         groups = _lws_status.group_readiness(lws, snap["pods"])
         result["groups"] = groups
         result["progress"] = _lws_status.progress_line(lws, groups)
-        result["ready"] = _lws_status.lws_ready(lws, groups)
+        result["ready"] = _lws_status.lws_ready(lws, groups) and (
+            not expected_size or _lws_status.lws_shape(lws)[1] == int(expected_size))
         if result["ready"]:
             result["ready_seconds"] = _lws_status.ready_seconds(snap["pods"], groups, snap["now"])
         leader = next((p for p in snap["pods"] if p["metadata"]["name"] == "%s-0" % snap["name"]), None)
@@ -26,7 +29,7 @@ def evaluate(snap, elapsed, release):
                                                            release)
     else:
         result["progress"] = "%s: LeaderWorkerSet not found in %s" % (snap["name"], snap["namespace"])
-    result["causes"] = _diagnosis.find_causes(snap, elapsed)
+    result["causes"] = _diagnosis.find_causes(snap, elapsed, expected_size)
     if not result["ready"]:
         if lws is not None:
             result["concerns"] = _diagnosis.warnings(snap)

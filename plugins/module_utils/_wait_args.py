@@ -51,6 +51,7 @@ def lws_wait_argspec(internal=True):
         poll_interval={"type": "int", "default": 2},
         settle={"type": "int", "default": 10},
         ready_history={"type": "bool", "default": False},
+        expected_size={"type": "int"},
         elapsed={"type": "int", "default": 0},
         resource_version={"type": "str"},
     )

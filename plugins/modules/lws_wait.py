@@ -74,6 +74,11 @@ options:
         replacing them.
     type: bool
     default: false
+  expected_size:
+    description:
+      - Pods per group the plan needs (its nodes). A LeaderWorkerSet whose groups have another size is never ready
+        and fails the wait at once with C(group_size_mismatch) (a chart that maps C(multiNode.workers) otherwise).
+    type: int
   elapsed:
     description:
       - Seconds already waited; set by the action plugin on each poll so grace periods count from the start.
@@ -165,7 +170,7 @@ def main():
                              watch_seconds=p["poll_interval"], resource_version=p["resource_version"])
     except NimOpsError as exc:
         module.fail_json(**exc.to_result())
-    result = evaluate(snap, p["elapsed"], p["release"] or name)
+    result = evaluate(snap, p["elapsed"], p["release"] or name, p["expected_size"])
     if snap["resource_version"]:
         result["resource_version"] = snap["resource_version"]
     module.exit_json(changed=False, **result)

@@ -25,7 +25,7 @@ LWS_ARGS = {"namespace": "nim", "release": "nim-llm"}
 RAY_ARGS = {"container": "nim-ray-head", "expected_nodes": 4}
 SERVER_ARGS = {"container": "nim-server", "url": "http://10.0.0.5:8000/v1/health/ready"}
 
-LWS_SUPPORTED = ("api_key, ca_cert, client_cert, client_key, context, controller_namespace, host, impersonate_groups, "
+LWS_SUPPORTED = ("api_key, ca_cert, client_cert, client_key, context, controller_namespace, expected_size, host, impersonate_groups, "
                  "impersonate_user, kubeconfig, name, namespace, no_proxy, password, persist_config, poll_interval, "
                  "proxy, proxy_headers, ready_history, release, settle, timeout, username, validate_certs "
                  "(cert_file, key_file, ssl_ca_cert, verify_ssl)")

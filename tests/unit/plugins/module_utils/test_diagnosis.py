@@ -121,6 +121,41 @@ def test_pending_for_gpus_after_grace(since, fatal):
     assert causes[0]["detail"] == msg
 
 
+@pytest.mark.parametrize("message,code,summary", [
+    # some nodes still have free GPUs; every node lacks CPU and memory: those block the pod, not the GPUs
+    ("0/4 nodes are available: 2 Insufficient nvidia.com/gpu, 4 Insufficient cpu, 4 Insufficient memory. "
+     "preemption: 0/4 nodes are available: 4 No preemption victims found for incoming pod.",
+     "insufficient_resources",
+     "pod nim-llm-0-1 is Pending: no node has enough free cpu and memory (4/4 nodes lack cpu, 4/4 nodes lack "
+     "memory, 2/4 nodes lack nvidia.com/gpu)"),
+    ("0/4 nodes are available: 4 Insufficient nvidia.com/gpu.", "insufficient_gpu",
+     "pod nim-llm-0-1 is Pending: no node has enough free nvidia.com/gpu (4/4 nodes lack nvidia.com/gpu)"),
+    ("0/4 nodes are available: 4 Insufficient memory, 4 Insufficient nvidia.com/gpu.", "insufficient_resources",
+     "pod nim-llm-0-1 is Pending: no node has enough free memory and nvidia.com/gpu (4/4 nodes lack memory, "
+     "4/4 nodes lack nvidia.com/gpu)"),
+])
+def test_pending_pod_is_named_by_what_blocks_it(message, code, summary):
+    pods = o.group_pods(size=2)
+    pods[1] = o.unschedulable(pods[1], message, since=20)
+    causes = dg.find_causes(snapshot(pods=pods), waited=20)
+    assert codes(causes) == [(code, True)]
+    assert causes[0]["summary"] == summary
+
+
+@pytest.mark.parametrize("size,expected,causes", [
+    (1, 2, [("group_size_mismatch", True)]),
+    (2, 2, []),
+    (2, None, []),
+])
+def test_groups_of_another_size_than_planned(size, expected, causes):
+    snap = snapshot(lws=o.lws(size=size), pods=o.group_pods(size=size))
+    found = dg.find_causes(snap, waited=1, expected_size=expected)
+    assert codes(found) == causes
+    if causes:
+        assert found[0]["summary"] == "LeaderWorkerSet nim-llm has groups of 1 pod(s) but the plan needs 2 nodes " \
+                                      "per group"
+
+
 def test_unbound_pvc_is_reported_by_claim_not_by_scheduler():
     pods = [o.unschedulable(p, "0/4 nodes are available: pod has unbound immediate PersistentVolumeClaims.")
             for p in o.group_pods(size=2)]

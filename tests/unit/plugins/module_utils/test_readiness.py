@@ -71,3 +71,15 @@ def test_ready_must_hold_for_settle_seconds():
     assert rd.decide(result, 4, 600, ready_for=4, settle=10) == (
         "wait", "nim-llm: 1/1 groups ready, 2/2 pods ready; holding for 10s before reporting ready")
     assert rd.decide(result, 14, 600, ready_for=10, settle=10)[0] == "ready"
+
+
+def test_ready_group_smaller_than_planned_is_never_ready():
+    # A chart that counts the leader in multiNode.workers renders one pod per group for a two-node plan: every pod
+    # is Ready and the LWS Available, yet the release does not have the machines the model needs.
+    result = rd.evaluate(snap(o.lws(size=1), o.group_pods(size=1)), 30, "nim-llm", expected_size=2)
+    assert result["ready"] is False
+    verdict, msg = rd.decide(result, 30, 1800)
+    assert verdict == "failed"
+    assert msg.startswith("nim-llm cannot become ready after 30s: [group_size_mismatch] LeaderWorkerSet nim-llm has "
+                          "groups of 1 pod(s) but the plan needs 2 nodes per group. Fix: ")
+    assert rd.evaluate(snap(o.lws(size=2), o.group_pods(size=2)), 30, "nim-llm", expected_size=2)["ready"] is True
