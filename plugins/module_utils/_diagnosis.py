@@ -274,8 +274,8 @@ def _schedule_causes(snap, pod, summary):
         total = int(nodes.group(2)) if nodes else max(lacking.values())
         everywhere = [r for r, n in sorted(lacking.items()) if n >= total] or sorted(lacking)
         code = "insufficient_gpu" if everywhere == ["nvidia.com/gpu"] else "insufficient_resources"
-        counts = ", ".join("%d/%d nodes lack %s" % (n, total, r) for r, n in sorted(lacking.items(),
-                                                                                     key=lambda i: -i[1]))
+        by_count = sorted(lacking.items(), key=lambda item: -item[1])
+        counts = ", ".join("%d/%d nodes lack %s" % (n, total, r) for r, n in by_count)
         return [_cause(code, "pod %s is Pending: no node has enough free %s (%s)" % (
             summary["name"], " and ".join(everywhere), counts), ["pod/" + summary["name"]],
             since is not None and since >= GRACE[code], detail=message)]

@@ -307,7 +307,6 @@ def plan_topology(model=None, parameters_billion=None, precision=None, gpu_type=
     }
 
 
-
 # The plan's results that a user may also set explicitly (nim_values option names).
 PLANNED_KEYS = ("nodes", "tensor_parallel_size", "pipeline_parallel_size", "gpus_per_node", "interconnect")
 
@@ -322,12 +321,9 @@ def plan_conflict(planned, explicit, prefix="nim_"):
         return ""
     clashes = []
     for key in PLANNED_KEYS:
-        if key not in explicit or explicit[key] is None:
-            continue
-        mine, plan = explicit[key], planned[key]
-        same = str(mine).strip().lower() == str(plan).lower()
-        if not same:
-            clashes.append((key, mine, plan))
+        mine = explicit.get(key)
+        if mine is not None and str(mine).strip().lower() != str(planned[key]).lower():
+            clashes.append((key, mine, planned[key]))
     if not clashes:
         return ""
     what = ", ".join("%s%s %s (the plan says %s)" % (prefix, key, mine, plan) for key, mine, plan in clashes)
@@ -336,6 +332,7 @@ def plan_conflict(planned, explicit, prefix="nim_"):
                " and ".join(prefix + key for key, _m, _p in clashes), prefix, prefix, prefix))
     return PlanError("plan_conflict", what, "an explicit setting and the plan would deploy different topologies, "
                      "and one of them would be ignored", fix).message
+
 
 # The options of nimops.multinode.nim_plan (its module and its controller-side action share them).
 PLAN_ARGSPEC = dict(
