@@ -30,8 +30,16 @@ SINGLE_NODE_MODES = ("ReadWriteOnce", "ReadWriteOncePod")
 DEFAULT_RAY_PORT = 6379
 
 # A Kubernetes object name (DNS-1123 subdomain).
-_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_QUANTITY_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+# \Z, not $: "$" also matches before a trailing newline, which the API server refuses only after earlier writes.
+_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+_QUANTITY_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?\Z")
+# Credentials in other shapes than a prefixed key: a bearer header, a command-line flag carrying a token, and
+# literal values of environment entries named like a credential (those belong in a Secret, through valueFrom).
+_BEARER_RE = re.compile(r"^\s*Bearer\s+\S{8,}", re.IGNORECASE)
+_TOKEN_FLAG_RE = re.compile(r"--(?:hf[-_]token|api[-_]key|ngc[-_]api[-_]key|token|password)[= ]\S+", re.IGNORECASE)
+_CREDENTIAL_NAME_RE = re.compile(r"(TOKEN|API_?KEY|SECRET|PASSWORD|PASSWD)$", re.IGNORECASE)
+# Settings that hand a pod its node (host filesystem, network, process or IPC namespace, root, other API rights).
+_PRIVILEGED_TRUE = ("privileged", "allowPrivilegeEscalation", "hostNetwork", "hostPID", "hostIPC")
 _QUANTITY_FACTOR = {
     None: 1, "k": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "P": 10 ** 15, "E": 10 ** 18,
     "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60,
@@ -94,11 +102,17 @@ def _check_secret_name(option, name, required=False, why=""):
             "set {0} to the name of an existing Secret, e.g. ngc-api".format(option))
 
 
+def _looks_like_credential(text):
+    return bool(_SECRET_VALUE_RE.match(text) or _BEARER_RE.match(text) or _TOKEN_FLAG_RE.search(text))
+
+
 def _find_embedded_secrets(value, path=""):
     """Paths in extra_values that carry credential values (never the values themselves)."""
     found = []
     if isinstance(value, dict):
-        is_env_entry = value.get("name") in _SECRET_ENV_NAMES and "value" in value
+        name = value.get("name")
+        is_env_entry = "value" in value and isinstance(name, str) and (
+            name in _SECRET_ENV_NAMES or bool(_CREDENTIAL_NAME_RE.search(name)))
         if is_env_entry:
             found.append(path + ".value" if path else "value")
         for key, item in value.items():
@@ -110,8 +124,33 @@ def _find_embedded_secrets(value, path=""):
     elif isinstance(value, list):
         for index, item in enumerate(value):
             found.extend(_find_embedded_secrets(item, "{0}[{1}]".format(path, index)))
-    elif isinstance(value, str) and _SECRET_VALUE_RE.match(value):
+    elif isinstance(value, str) and _looks_like_credential(value):
         found.append(path)
+    return found
+
+
+def _find_privileged(value, path=""):
+    """(path, setting) of every setting in extra_values that gives a pod its node or another identity."""
+    found = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            sub = "{0}.{1}".format(path, key) if path else str(key)
+            if key in _PRIVILEGED_TRUE and item not in (False, None, "false", "False"):
+                found.append((sub, "{0}: {1}".format(key, item)))
+            elif key == "hostPath" and item not in (None, "", {}):
+                found.append((sub, "a host path"))
+            elif key == "runAsUser" and str(item) == "0":
+                found.append((sub, "UID 0"))
+            elif key == "serviceAccountName" and item:
+                found.append((sub, "service account {0}".format(item)))
+            elif key == "add" and path.endswith("capabilities") and isinstance(item, list) and \
+                    {"ALL", "SYS_ADMIN"} & {str(cap).upper() for cap in item}:
+                found.append((sub, "capabilities {0}".format(", ".join(map(str, item)))))
+            else:
+                found.extend(_find_privileged(item, sub))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found.extend(_find_privileged(item, "{0}[{1}]".format(path, index)))
     return found
 
 
@@ -434,7 +473,7 @@ def _check_options(image, image_pull_secret, ngc_api_secret, hf_token_secret, mo
             "set storage.kind to pvc (ReadWriteMany), existing_claim, nfs, or none with allow_independent_downloads")
 
 
-def _merge_extra(extra, rendered, nodes, gpus_per_node):
+def _merge_extra(extra, rendered, nodes, gpus_per_node, allow_privileged_values=False):
     """rendered over extra_values, refusing credentials, contradictions and rule breaks in extra_values."""
     embedded = _find_embedded_secrets(extra)
     if embedded:
@@ -442,6 +481,15 @@ def _merge_extra(extra, rendered, nodes, gpus_per_node):
             "secret_by_name", "extra_values holds credential values at {0}".format(", ".join(embedded)),
             "values are stored in the Helm release in plain text and shown in diffs",
             "remove them; reference Secrets by name (ngc_api_secret, hf_token_secret) instead")
+    privileged = _find_privileged(extra)
+    if privileged and not allow_privileged_values:
+        raise InputError(
+            "privileged_values", "extra_values would give the pods their node or another identity: {0}".format(
+                ", ".join("{0} ({1})".format(where, what) for where, what in privileged)),
+            "the pods hold the NGC key and the node's GPUs; these settings also give them the host's files, network, "
+            "processes, root, or another service account's API rights",
+            "remove them, or set allow_privileged_values=true (nim_allow_privileged_values) if the cluster's policy "
+            "requires them")
     for path, given, want in _conflicts(extra, rendered):
         _refuse_conflict(path, given, want)
     values = deep_merge(extra, rendered)
@@ -462,7 +510,7 @@ def build_values(image=None, image_pull_secret=None, ngc_api_secret=None, hf_tok
                  model_path=None, profile=None, tensor_parallel_size=None, pipeline_parallel_size=None,
                  nodes=None, gpus_per_node=None, interconnect="ethernet", json_logging=False, storage=None,
                  allow_independent_downloads=False, model_size_gb=None, ray_port=DEFAULT_RAY_PORT,
-                 extra_values=None, current_values=None):
+                 extra_values=None, current_values=None, allow_privileged_values=False):
     """Render and check multi-node nim-llm values. Returns values, notes and the diff against current_values."""
     notes = []
     image = image or {}
@@ -493,7 +541,7 @@ def build_values(image=None, image_pull_secret=None, ngc_api_secret=None, hf_tok
     rendered["resources"] = {"limits": {GPU_RESOURCE: gpus_per_node}, "requests": {GPU_RESOURCE: gpus_per_node}}
     rendered.update(_storage_values(storage, nodes, allow_independent_downloads, model_size_gb, notes))
 
-    values = _merge_extra(extra_values or {}, rendered, nodes, gpus_per_node)
+    values = _merge_extra(extra_values or {}, rendered, nodes, gpus_per_node, allow_privileged_values)
     changed_paths, diff = _diff(current_values, values)
     return {"values": values, "notes": notes, "changed_paths": changed_paths, "diff": diff}
 
@@ -526,6 +574,7 @@ VALUES_ARGSPEC = dict(
     model_size_gb=dict(type="float"),
     ray_port=dict(type="int", default=6379),
     extra_values=dict(type="dict", default={}),
+    allow_privileged_values=dict(type="bool", default=False),
     current_values=dict(type="dict"),
     **TOPOLOGY_ARGSPEC
 )

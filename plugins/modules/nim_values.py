@@ -141,9 +141,19 @@ options:
   extra_values:
     description:
       - Further chart values, deep-merged under the rendered ones and passed through untouched.
-      - Refused when they contradict a rendered value or a rule, or hold credential values.
+      - Refused when they contradict a rendered value or a rule, or hold credential values (prefixed keys, C(Bearer)
+        headers, token flags such as C(--hf-token=), literal values of environment entries named like a credential).
+      - Refused when they make pods privileged, mount host paths, use the host's network, PID or IPC namespace, run
+        as UID 0, add C(ALL)/C(SYS_ADMIN) capabilities or set a C(serviceAccountName) (rule C(privileged_values)),
+        unless O(allow_privileged_values=true).
     type: dict
     default: {}
+  allow_privileged_values:
+    description:
+      - Let O(extra_values) make the pods privileged, mount host paths, use host namespaces, run as UID 0 or use
+        another service account, for a cluster whose policy requires it.
+    type: bool
+    default: false
   current_values:
     description:
       - The values of the deployed release (for example from C(helm get values)), for RV(diff) and

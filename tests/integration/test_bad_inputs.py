@@ -165,6 +165,34 @@ CASES = [
      [r"git|source"], [r"ngc|repo|path|oci"]),
     ("wait-timeout-negative", {"nim_wait_timeout": -5}, {},
      [r"timeout|-5"], [r"positive|at least|greater|seconds"]),
+    # --- names that end in a newline ("$" would accept them; the API server refuses them after earlier writes)
+    ("namespace-trailing-newline", {"nim_namespace": "nim-newline\n"}, {},
+     [r"nim_namespace 'nim-newline\n' is not a valid namespace name"], [r"RFC 1123"]),
+    ("release-trailing-newline", {"nim_release": "llama\n"}, {},
+     [r"nim_release 'llama\n' is not a valid Helm release name"], [r"RFC 1123"]),
+    # --- hostile or careless extra values
+    ("extra-privileged", {"nim_extra_values": {"containerSecurityContext": {"privileged": True}}}, {},
+     [r"\[privileged_values\] extra_values would give the pods their node or another identity: "
+      r"containerSecurityContext\.privileged \(privileged: True\)"], [r"Fix: remove them, or set allow_privileged_values"]),
+    ("extra-host-path", {"nim_extra_values": {"extraVolumes": [{"name": "root", "hostPath": {"path": "/"}}]}}, {},
+     [r"\[privileged_values\].*extraVolumes\[0\]\.hostPath \(a host path\)"], [r"allow_privileged_values"]),
+    ("extra-host-network", {"nim_extra_values": {"hostNetwork": True}}, {},
+     [r"\[privileged_values\].*hostNetwork \(hostNetwork: True\)"], [r"allow_privileged_values"]),
+    ("extra-run-as-root", {"nim_extra_values": {"podSecurityContext": {"runAsUser": 0}}}, {},
+     [r"\[privileged_values\].*podSecurityContext\.runAsUser \(UID 0\)"], [r"allow_privileged_values"]),
+    ("extra-service-account", {"nim_extra_values": {"serviceAccountName": "cluster-admin"}}, {},
+     [r"\[privileged_values\].*serviceAccountName \(service account cluster-admin\)"], [r"allow_privileged_values"]),
+    ("extra-bearer-token", {"nim_extra_values": {"probeHeaders": {"Authorization": "Bearer FAKEtoken00000000"}}}, {},
+     [r"\[secret_by_name\] extra_values holds credential values at probeHeaders\.Authorization"],
+     [r"Fix: remove them"]),
+    ("extra-hf-token-flag", {"nim_extra_values": {"args": ["--hf-token=FAKEtoken0000"]}}, {},
+     [r"\[secret_by_name\] extra_values holds credential values at args\[0\]"], [r"Fix: remove them"]),
+    ("extra-unprefixed-key", {"nim_extra_values": {"env": [{"name": "NGC_KEY_TOKEN", "value": "FAKElegacy0000"}]}}, {},
+     [r"\[secret_by_name\] extra_values holds credential values at env\[0\]\.value"], [r"Fix: remove them"]),
+    # --- a plan and an explicit setting that disagree: refused, not overridden
+    ("plan-contradicts-nodes", {"nim_nodes": 4, "nim_plan": {"model": "llama-3.1-405b", "gpu_type": "h100-80gb",
+                                                             "gpus_per_node": 8, "nodes_available": 4}}, {},
+     [r"\[plan_conflict\] nim_nodes 4 \(the plan says 2\)"], [r"Fix: remove nim_nodes and let the plan decide"]),
 ]
 
 # Dangerous changes to a live release: refused, the release untouched.

@@ -358,6 +358,28 @@ REFUSALS = [
      "secret_by_name", ["at model.hfToken", "Fix: remove them"]),
     ("credential as a map entry", dict(extra_values={"secretEnv": {"HF_TOKEN": "plain"}}), InputError,
      "secret_by_name", ["at secretEnv.HF_TOKEN", "Fix: remove them"]),
+    ("unprefixed key in a credential-named env entry",
+     dict(extra_values={"env": [{"name": "LEGACY_NGC_API_KEY", "value": "b64FAKElegacykeyvalue0000"}]}), InputError,
+     "secret_by_name", ["at env[0].value", "Fix: remove them"]),
+    ("bearer header", dict(extra_values={"probeHeaders": {"Authorization": "Bearer FAKEtoken00000000"}}), InputError,
+     "secret_by_name", ["at probeHeaders.Authorization", "Fix: remove them"]),
+    ("token flag in arguments", dict(extra_values={"args": ["--hf-token=FAKEtoken0000"]}), InputError,
+     "secret_by_name", ["at args[0]", "Fix: remove them"]),
+    ("privileged container", dict(extra_values={"containerSecurityContext": {"privileged": True}}), InputError,
+     "privileged_values", ["containerSecurityContext.privileged (privileged: True)",
+                           "Fix: remove them, or set allow_privileged_values=true"]),
+    ("host path", dict(extra_values={"extraVolumes": [{"name": "root", "hostPath": {"path": "/"}}]}), InputError,
+     "privileged_values", ["extraVolumes[0].hostPath (a host path)"]),
+    ("host network", dict(extra_values={"hostNetwork": True}), InputError, "privileged_values",
+     ["hostNetwork (hostNetwork: True)"]),
+    ("host PID and IPC", dict(extra_values={"hostPID": True, "hostIPC": True}), InputError, "privileged_values",
+     ["hostPID (hostPID: True), hostIPC (hostIPC: True)"]),
+    ("root", dict(extra_values={"podSecurityContext": {"runAsUser": 0}}), InputError, "privileged_values",
+     ["podSecurityContext.runAsUser (UID 0)"]),
+    ("another service account", dict(extra_values={"serviceAccountName": "cluster-admin-sa"}), InputError,
+     "privileged_values", ["serviceAccountName (service account cluster-admin-sa)"]),
+    ("all capabilities", dict(extra_values={"securityContext": {"capabilities": {"add": ["ALL"]}}}), InputError,
+     "privileged_values", ["securityContext.capabilities.add (capabilities ALL)"]),
     ("tag missing", dict(image={"repository": "nvcr.io/nim/nim-llm"}), InputError, "image",
      ["image.repository and image.tag must both be set", "Fix: set image.repository"]),
     ("extra_values contradicts an option", dict(extra_values={"image": {"tag": "1.0.0"}}), InputError,
@@ -398,3 +420,18 @@ def test_failure_result_carries_rule_and_parts():
     assert set(result) == {"msg", "rule", "what", "why", "fix"}
     assert result["rule"] == "json_logging"
     assert result["fix"] == "set json_logging=false (the default)"
+
+
+def test_privileged_values_pass_through_when_allowed():
+    extra = {"hostNetwork": True, "podSecurityContext": {"runAsUser": 0}}
+    values = build_values(**seed_405b(extra_values=extra, allow_privileged_values=True))["values"]
+    assert values["hostNetwork"] is True and values["podSecurityContext"] == {"runAsUser": 0}
+
+
+@pytest.mark.parametrize("extra", [
+    {"podSecurityContext": {"runAsUser": 1000, "fsGroup": 1000}},  # the chart's own defaults
+    {"containerSecurityContext": {"privileged": False, "allowPrivilegeEscalation": False}},
+    {"env": [{"name": "NIM_LOG_LEVEL", "value": "INFO"}, {"name": "TOKENIZERS_PARALLELISM", "value": "false"}]},
+])
+def test_harmless_settings_are_not_taken_for_privileged_or_credentials(extra):
+    assert build_values(**seed_405b(extra_values=extra))["values"]
