@@ -47,7 +47,9 @@ unit: setup ## unit tests of the pure logic in plugins/module_utils
 integration: setup sim-build ## integration tests on the simulated test beds
 	@$(PY) -m pytest -q --durations=25 tests/integration
 
-test: sanity lint unit integration ## everything CI runs
+test: setup ## everything CI runs (the test beds' builds start in the background first and overlap the checks)
+	@scripts/prebuild.sh
+	@$(MAKE) --no-print-directory sanity lint unit integration
 
 demo: setup sim-build ## deploy the seed's 405B two-node example on the simulated cluster (see README)
 	@scripts/demo.sh

@@ -76,9 +76,16 @@ def sim_overrides(sim, namespace: str, release: str | None = None) -> dict:
     return over
 
 
+# Seconds every group must hold Ready in these suites' deploys: the wait still holds (so a crash right after Ready
+# still fails the play), without the default 10 s on each of the suites' deploys. test_k8s_deploy keeps the default.
+SETTLE = 2
+
+
 def run_playbook(sim, playbook: str, extravars: dict, *, check: bool = False, diff: bool = False,
                  verbosity: int = 0, ngc_key: str | None = None, hf_token: str | None = None,
-                 tags: str | None = None, timeout: float = 900) -> PlayResult:
+                 tags: str | None = None, timeout: float = 900, settle: int | None = SETTLE) -> PlayResult:
+    if settle is not None and "nim_release_settle" not in extravars:
+        extravars = dict(extravars, nim_release_settle=settle)
     env = dict(os.environ)
     env.update({
         "ANSIBLE_COLLECTIONS_PATH": str(collections_root()),

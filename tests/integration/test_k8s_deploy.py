@@ -28,17 +28,19 @@ def test_deploy_405b_four_passes_then_teardown_four_passes(sim_cluster, namespac
 
     # 1. check: says what would change, changes nothing (the namespace does not even appear)
     before = resource_versions(sim, namespace)
-    r = run_playbook(sim, "deploy-nim.yml", extravars, check=True, diff=True)
+    r = run_playbook(sim, "deploy-nim.yml", extravars, check=True, diff=True, settle=None)
     assert r.rc == 0, r.out[-4000:]
     assert r.changed >= 3, r.recap
     assert resource_versions(sim, namespace) == before == {}
 
-    # 2. real: deploys, prints progress, ends with every group ready and the endpoint
-    r = run_playbook(sim, "deploy-nim.yml", extravars)
+    # 2. real: deploys, prints progress, holds Ready for the default settle window, ends with every group ready
+    # and the endpoint
+    r = run_playbook(sim, "deploy-nim.yml", extravars, settle=None)
     assert r.rc == 0, r.out[-4000:]
     assert r.changed >= 3, r.recap
     assert "lws_wait [" in r.out
     assert "1/1 groups ready, 2/2 pods ready" in r.out
+    assert "1/1 groups ready, 2/2 pods ready; holding for 10s before reporting ready" in r.out
     assert f"endpoint: http://llama-405b-nim-llm.{namespace}.svc.cluster.local:8000" in r.out
     lws = lws_named(sim, namespace)
     assert {c["type"]: c["status"] for c in lws["status"]["conditions"]}["Available"] == "True"
@@ -66,10 +68,10 @@ def test_deploy_405b_four_passes_then_teardown_four_passes(sim_cluster, namespac
     deployed = resource_versions(sim, namespace)
 
     # 3. idempotent check and 4. idempotent real run: nothing changes
-    r = run_playbook(sim, "deploy-nim.yml", extravars, check=True, diff=True)
+    r = run_playbook(sim, "deploy-nim.yml", extravars, check=True, diff=True, settle=None)
     assert r.rc == 0 and r.changed == 0, (r.recap, r.out[-4000:])
     assert resource_versions(sim, namespace) == deployed
-    r = run_playbook(sim, "deploy-nim.yml", extravars)
+    r = run_playbook(sim, "deploy-nim.yml", extravars, settle=None)
     assert r.rc == 0 and r.changed == 0, (r.recap, r.out[-4000:])
     assert resource_versions(sim, namespace) == deployed
 

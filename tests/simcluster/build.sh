@@ -11,6 +11,13 @@ work=$cache/build
 mkdir -p "$bindir" "$work"
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
+# One build at a time (make test starts one in the background; the suites' call waits for it, then finds it cached).
+if [ -z "${NIMOPS_BUILD_LOCKED:-}" ]; then
+  exec 8>"$cache/build.lock"
+  flock 8
+  export NIMOPS_BUILD_LOCKED=1
+fi
+
 have() { [ -x "$bindir/$1-$2" ]; }
 log() { printf '[build] %s\n' "$*"; }
 

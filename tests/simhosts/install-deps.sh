@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages the simulated hosts need (podman, sshd, debootstrap, iproute2). Idempotent: installs only what is missing.
 set -euo pipefail
+# One install at a time (apt holds the dpkg lock; a concurrent run would fail on it instead of waiting).
+exec 9>/run/lock/nimops-simhosts-deps.lock
+flock 9
 pkgs=(podman runc debootstrap openssh-server openssh-client iproute2 util-linux tar python3-requests)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -10,6 +10,11 @@ key="$(cat "$here/make_tiny_model.py" <(echo "$image") | sha256sum | cut -c1-12)
 out="$cache/simhosts/model-cache-$key"
 if [[ -f "$out/tiny-llama/nimops-tiny-model.json" ]]; then echo "$out"; exit 0; fi
 "$here/build-image.sh" >&2
+# One generation at a time; a run that waited finds the model made.
+mkdir -p "$cache/simhosts"
+exec 7>"$cache/simhosts/model.lock"
+flock 7
+if [[ -f "$out/tiny-llama/nimops-tiny-model.json" ]]; then echo "$out"; exit 0; fi
 gen="$cache/simhosts/modelgen"
 runroot=/run/nimops-modelgen   # podman refuses run roots longer than 50 characters
 mkdir -p "$gen/root" "$runroot" "$gen/tmp" "$out"
