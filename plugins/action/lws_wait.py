@@ -32,6 +32,11 @@ class ActionModule(WaitAction):
             args["elapsed"] = elapsed
             result = self._execute_module(module_name="nimops.multinode.lws_wait", module_args=args,
                                           task_vars=task_vars)
+            if result.get("failed") and result.get("rule") == "k8s_unavailable" and elapsed < timeout:
+                # the API server did not answer this poll (restarting, throttling): one failed poll, not the end
+                self.progress(elapsed, "API server not answering, polling again: %s" % result.get("msg"))
+                ready_since = None
+                continue
             if result.get("failed"):
                 return result
             # the next poll's watch resumes where this one ended: nothing between two polls goes unseen
@@ -54,4 +59,4 @@ class ActionModule(WaitAction):
                 return result
             if verdict == "failed":
                 raise WaitFailed(message, result)
-        raise WaitFailed("timed out after %ds: %s" % (timeout, result.get("progress")), result)
+        raise WaitFailed("timed out after %ds: %s" % (timeout, result.get("progress") or result.get("msg")), result)

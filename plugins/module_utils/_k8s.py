@@ -6,12 +6,17 @@
 
 Authentication and client construction are kubernetes.core's (same options, same K8S_AUTH_* environment);
 this file only reads the objects diagnosis needs and applies Secrets. API errors become ``K8sError``.
+
+Every request has a client-side timeout (a silently dead API server must not hang a task), and transient failures
+(no connection, 429, 5xx, 409 from a concurrent writer) are tried again a few times with a short backoff; past
+that they become ``K8sError`` with rule ``k8s_unavailable``, which a waiting loop treats as one failed poll.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime
+import time
 
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.nimops.multinode.plugins.module_utils._diagnosis import empty_snapshot
@@ -28,6 +33,12 @@ try:
 except ImportError as exc:  # reported by the module through missing_required_lib
     HAS_K8S = False
     K8S_IMPORT_ERROR = exc
+
+# Seconds one request may take (the API server answers a healthy request in well under a second).
+REQUEST_TIMEOUT = 30
+# Statuses worth another try: throttled, conflicting concurrent writer, server or gateway trouble.
+TRANSIENT_STATUS = (409, 429, 500, 502, 503, 504)
+RETRY_DELAYS = (1, 2, 4)
 
 LWS_CRD = "leaderworkersets.leaderworkerset.x-k8s.io"
 LWS_API = "leaderworkerset.x-k8s.io/v1"
@@ -59,26 +70,54 @@ def _api_error(exc, what):
                     "the API server refused or did not answer", "check access rights and the API server")
 
 
+def _transient(exc):
+    """A failure another try may not see: no connection or a timeout, or a status in TRANSIENT_STATUS."""
+    status = getattr(exc, "status", None)
+    if status is not None:
+        return status in TRANSIENT_STATUS
+    # urllib3's errors (connection refused or reset, read timeout, ...) and the socket errors under them
+    return isinstance(exc, OSError) or type(exc).__module__.startswith("urllib3")
+
+
+def call(what, request, sleep=time.sleep):
+    """``request()``, tried again on transient failures; other API errors become K8sError at once."""
+    for attempt, delay in enumerate(RETRY_DELAYS + (None,)):
+        try:
+            return request()
+        except (NotFoundError, ResourceNotFoundError):
+            raise
+        except Exception as exc:  # transient or not, API error or not: sorted out right below
+            api = isinstance(exc, (DynamicApiError, ApiException))
+            if not _transient(exc):
+                if api:
+                    raise _api_error(exc, what)
+                raise
+            if delay is None:
+                raise K8sError("k8s_unavailable", "%s failed %d times: %s" % (what, attempt + 1, exc),
+                               "the API server did not answer, throttled the requests, or failed them",
+                               "check that the API server is up and reachable from here, then run again")
+            sleep(delay)
+    return None  # not reached: the last attempt returns or raises
+
+
 def get(client, api_version, kind, name, namespace=None):
     """One object as a dict, or None when it (or its API) does not exist."""
     try:
-        resource = client.resource(kind, api_version)
-        return client.get(resource, name=name, namespace=namespace).to_dict()
+        return call("get %s %s" % (kind, name), lambda: client.get(
+            client.resource(kind, api_version), name=name, namespace=namespace,
+            _request_timeout=REQUEST_TIMEOUT).to_dict())
     except (NotFoundError, ResourceNotFoundError):
         return None
-    except DynamicApiError as exc:
-        raise _api_error(exc, "get %s %s" % (kind, name))
 
 
 def list_items(client, api_version, kind, namespace=None, label_selector=None, with_version=False):
     """The items (and, ``with_version``, the list's resourceVersion, where a watch can resume)."""
     try:
-        resource = client.resource(kind, api_version)
-        found = client.get(resource, namespace=namespace, label_selector=label_selector).to_dict()
+        found = call("list %s" % kind, lambda: client.get(
+            client.resource(kind, api_version), namespace=namespace, label_selector=label_selector,
+            _request_timeout=REQUEST_TIMEOUT).to_dict())
     except (NotFoundError, ResourceNotFoundError):
         found = {}
-    except DynamicApiError as exc:
-        raise _api_error(exc, "list %s" % kind)
     items = list(found.get("items") or [])
     if with_version:
         return items, (found.get("metadata") or {}).get("resourceVersion")
@@ -115,18 +154,20 @@ def watch_pods(client, namespace, label_selector, seconds, resource_version=None
     resource = client.resource("Pod", "v1")
 
     def watch(since):
+        # the server ends the watch after `seconds`; the client gives up a little later if it does not
         return list(client.client.watch(resource, namespace=namespace, label_selector=label_selector,
-                                        resource_version=since, timeout=max(1, int(seconds))))
+                                        resource_version=since, timeout=max(1, int(seconds)),
+                                        _request_timeout=max(1, int(seconds)) + REQUEST_TIMEOUT))
 
-    try:
+    def watch_from_previous():
         try:
-            stream = watch(resource_version)
+            return watch(resource_version)
         except ApiException as exc:
             if exc.status != 410 or resource_version is None:
                 raise
-            stream = watch(None)
-    except (DynamicApiError, ApiException) as exc:
-        raise _api_error(exc, "watch pods")
+            return watch(None)
+
+    stream = call("watch pods", watch_from_previous)
     seen = []
     for event in stream:
         raw = event.get("raw_object")
@@ -169,25 +210,28 @@ def apply_secret(client, body, replace_type):
     """Create or update a Secret; a type change needs delete + create (the type is immutable)."""
     resource = client.resource("Secret", "v1")
     meta = body["metadata"]
-    try:
-        if replace_type:
-            client.delete(resource, name=meta["name"], namespace=meta["namespace"])
+
+    def write():
+        # read, then write with the version read: a writer in between gets 409, and the whole write is tried again
         current = get(client, "v1", "Secret", meta["name"], meta["namespace"])
+        if current is not None and replace_type:
+            client.delete(resource, name=meta["name"], namespace=meta["namespace"], _request_timeout=REQUEST_TIMEOUT)
+            current = None
         if current is None:
-            client.create(resource, body, namespace=meta["namespace"])
+            client.create(resource, body, namespace=meta["namespace"], _request_timeout=REQUEST_TIMEOUT)
         else:
             update = copy.deepcopy(body)
             update["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             update["metadata"]["labels"] = dict(current["metadata"].get("labels") or {}, **meta["labels"])
-            client.replace(resource, update, name=meta["name"], namespace=meta["namespace"])
-    except DynamicApiError as exc:
-        raise _api_error(exc, "write Secret %s/%s" % (meta["namespace"], meta["name"]))
+            client.replace(resource, update, name=meta["name"], namespace=meta["namespace"],
+                           _request_timeout=REQUEST_TIMEOUT)
+
+    call("write Secret %s/%s" % (meta["namespace"], meta["name"]), write)
 
 
 def delete_secret(client, name, namespace):
     try:
-        client.delete(client.resource("Secret", "v1"), name=name, namespace=namespace)
+        call("delete Secret %s/%s" % (namespace, name), lambda: client.delete(
+            client.resource("Secret", "v1"), name=name, namespace=namespace, _request_timeout=REQUEST_TIMEOUT))
     except NotFoundError:
         return
-    except DynamicApiError as exc:
-        raise _api_error(exc, "delete Secret %s/%s" % (namespace, name))

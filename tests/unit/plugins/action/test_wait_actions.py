@@ -338,3 +338,34 @@ def test_docker_server_wait_times_out_within_its_bound(printed):
     assert len(engine.called("community.docker.docker_container_info")) == 3
     assert clock.slept == [0.0, 0.0]
     assert printed == ["docker_server_wait [   0s] nim-server: server running, endpoint answered 503"]
+
+
+UNAVAILABLE = {"failed": True, "changed": False, "rule": "k8s_unavailable",
+               "msg": "[k8s_unavailable] list Pod failed 4 times: connection refused. Why: ..."}
+
+
+def test_lws_wait_rides_through_polls_the_api_server_does_not_answer(printed):
+    ready = lws_poll(ready=True, progress="nim-llm: 1/1 groups ready, 2/2 pods ready")
+    result, engine, _clock = run_action(
+        lws_wait_action, dict(LWS_ARGS, poll_interval=5, settle=0, timeout=600),
+        script={"nimops.multinode.lws_wait": [dict(UNAVAILABLE), dict(UNAVAILABLE), ready]})
+    assert result.get("failed") is not True and result["ready"] is True
+    assert [p["elapsed"] for p in engine.called("nimops.multinode.lws_wait")] == [0, 5, 10]
+    assert printed[0].startswith("lws_wait [   0s] API server not answering, polling again: [k8s_unavailable]")
+
+
+def test_lws_wait_fails_on_an_api_server_that_never_answers_with_its_last_error():
+    result, engine, _clock = run_action(lws_wait_action, dict(LWS_ARGS, poll_interval=10, timeout=30),
+                                        script={"nimops.multinode.lws_wait": [dict(UNAVAILABLE)]})
+    assert result["failed"] is True
+    # every poll inside the budget was tried; the one at the deadline ends the wait with the API's error
+    assert [p["elapsed"] for p in engine.called("nimops.multinode.lws_wait")] == [0, 10, 20, 30]
+    assert result["msg"] == UNAVAILABLE["msg"]
+
+
+def test_lws_wait_stops_at_once_on_an_api_error_that_is_not_transient():
+    refused = {"failed": True, "changed": False, "rule": "k8s_api", "msg": "[k8s_api] list Pod failed (HTTP 403)"}
+    result, engine, _clock = run_action(lws_wait_action, dict(LWS_ARGS, poll_interval=10, timeout=600),
+                                        script={"nimops.multinode.lws_wait": [refused]})
+    assert result["failed"] is True and result["rule"] == "k8s_api"
+    assert len(engine.called("nimops.multinode.lws_wait")) == 1
