@@ -130,6 +130,7 @@ def test_collection_declares_its_dependencies_to_another_environments_introspect
     ours = sorted(line.split("  #")[0] for line in data["python"] + data["system"] if "nimops.multinode" in line)
     declared = [line.strip() for name in ("ee-requirements.txt", "ee-bindep.txt")
                 for line in (REPO / "meta" / name).read_text().splitlines() if line.strip() and not line.startswith("#")]
-    assert ours == sorted(declared)
+    # ansible-builder leaves out what ansible-core itself brings (PyYAML); the rest is the collection's declaration
+    assert ours == sorted(line for line in declared if not line.startswith("PyYAML=="))
     # Nothing of the controller toolchain (test and lint tools) is passed off as run-time requirements.
     assert not [line for line in ours if re.match(r"(pytest|molecule|ansible-lint|ansible-builder)\b", line)]

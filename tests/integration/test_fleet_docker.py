@@ -185,7 +185,8 @@ def max_model_len(backend: str) -> int:
 
 
 def summary(out: str) -> str:
-    return out[out.rfind("TASK [Rollout summary]"):]
+    """From the last rollout summary on (the task of the role nimops.multinode.nim_docker_deploy)."""
+    return out[out.rfind("TASK [nimops.multinode.nim_docker_deploy : Rollout summary]"):]
 
 
 def test_first_rollout_deploys_each_replica_and_fills_membership(fleet):
