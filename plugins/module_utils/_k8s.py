@@ -7,7 +7,8 @@
 Authentication and client construction are kubernetes.core's (same options, same K8S_AUTH_* environment);
 this file only reads the objects diagnosis needs and applies Secrets. API errors become ``K8sError``.
 
-Every request has a client-side timeout (a silently dead API server must not hang a task), and transient failures
+Every request but the pod watch (which the server ends after its timeout) has a client-side timeout (a silently
+dead API server must not hang a task), and transient failures
 (no connection, 429, 5xx, 409 from a concurrent writer) are tried again a few times with a short backoff; past
 that they become ``K8sError`` with rule ``k8s_unavailable``, which a waiting loop treats as one failed poll.
 """
@@ -154,10 +155,9 @@ def watch_pods(client, namespace, label_selector, seconds, resource_version=None
     resource = client.resource("Pod", "v1")
 
     def watch(since):
-        # the server ends the watch after `seconds`; the client gives up a little later if it does not
+        # bounded by the server-side timeout (the dynamic client's watch takes no client-side one)
         return list(client.client.watch(resource, namespace=namespace, label_selector=label_selector,
-                                        resource_version=since, timeout=max(1, int(seconds)),
-                                        _request_timeout=max(1, int(seconds)) + REQUEST_TIMEOUT))
+                                        resource_version=since, timeout=max(1, int(seconds))))
 
     def watch_from_previous():
         try:

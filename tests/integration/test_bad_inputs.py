@@ -167,9 +167,9 @@ CASES = [
      [r"timeout|-5"], [r"positive|at least|greater|seconds"]),
     # --- names that end in a newline ("$" would accept them; the API server refuses them after earlier writes)
     ("namespace-trailing-newline", {"nim_namespace": "nim-newline\n"}, {},
-     [r"nim_namespace 'nim-newline\n' is not a valid namespace name"], [r"RFC 1123"]),
+     [r"nim_namespace 'nim-newline\\n' is not a valid namespace name"], [r"RFC 1123"]),
     ("release-trailing-newline", {"nim_release": "llama\n"}, {},
-     [r"nim_release 'llama\n' is not a valid Helm release name"], [r"RFC 1123"]),
+     [r"nim_release 'llama\\n' is not a valid Helm release name"], [r"RFC 1123"]),
     # --- hostile or careless extra values
     ("extra-privileged", {"nim_extra_values": {"containerSecurityContext": {"privileged": True}}}, {},
      [r"\[privileged_values\] extra_values would give the pods their node or another identity: "
