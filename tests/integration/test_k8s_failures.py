@@ -71,7 +71,8 @@ def test_wait_begun_after_the_first_crash_still_names_its_message(sim_cluster, n
         return [e for e in events if e.get("reason") == "RecreateGroup"]
 
     wait_until("LWS to recreate the crashed group", recreated, timeout=90, interval=1)
-    r = run_playbook(sim, "deploy-nim.yml", deploy_vars(sim, namespace, nim_extra_values=extra))
+    # the default settle window (10 s): the recreated pods turn Ready before they crash again
+    r = run_playbook(sim, "deploy-nim.yml", deploy_vars(sim, namespace, nim_extra_values=extra), settle=None)
     assert r.rc != 0 and r.recap["failed"] == 1, r.out[-4000:]
     msg = r.failure_message()
     assert "[crash_loop]" in msg and message in msg, msg
