@@ -45,7 +45,7 @@ unit: setup ## unit tests of the pure logic in plugins/module_utils
 	@$(PY) -m pytest -q tests/unit
 
 integration: setup sim-build ## integration tests on the simulated test beds
-	@$(PY) -m pytest -q --durations=25 tests/integration
+	@scripts/integration.sh
 
 test: setup ## everything CI runs (the test beds' builds start in the background first and overlap the checks)
 	@scripts/prebuild.sh

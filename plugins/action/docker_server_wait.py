@@ -27,6 +27,7 @@ class ActionModule(WaitAction):
         engine = {"docker_host": params["docker_host"]} if params.get("docker_host") else {}
         if self._play_context.check_mode:
             return {"changed": False, "skipped": True, "msg": "check mode: not waiting for %s" % url}
+        auth = {"headers": {"Authorization": "Bearer %s" % params["api_key"]}} if params.get("api_key") else {}
         first_restarts = None
         message = "no probe yet"
         for elapsed, _poll_start in self.polls(timeout, params["poll_interval"]):
@@ -38,7 +39,8 @@ class ActionModule(WaitAction):
             http_status, http_error = None, None
             if state and state["running"]:
                 probe = self._execute_module(module_name="ansible.builtin.uri",
-                                             module_args=dict(url=url, status_code=[expected_status], timeout=5),
+                                             module_args=dict(url=url, status_code=[expected_status], timeout=5,
+                                                              **auth),
                                              task_vars=task_vars)
                 http_status = probe.get("status") if probe.get("status", -1) > 0 else None
                 http_error = None if http_status else probe.get("msg")

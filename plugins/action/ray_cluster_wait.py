@@ -9,9 +9,11 @@ The argument checks, the loop and the progress lines are plugin_utils/wait_actio
 
 from __future__ import annotations
 
+import json
+
 from ansible_collections.nimops.multinode.plugins.module_utils._docker_wait import explain
 from ansible_collections.nimops.multinode.plugins.module_utils._ray_status import (
-    RayStatusParseError, judge, parse_ray_status)
+    NODE_ADDRESSES_SCRIPT, RayStatusParseError, foreign_addresses, judge, parse_ray_status, with_env_file)
 from ansible_collections.nimops.multinode.plugins.module_utils._wait_args import RAY_CLUSTER_WAIT_ARGSPEC
 from ansible_collections.nimops.multinode.plugins.plugin_utils.wait_action import WaitAction, WaitFailed
 
@@ -41,6 +43,31 @@ class ActionModule(WaitAction):
         return "container %s is %s (exit code %s, restarts %s): %s" % (
             container, state["status"], state["exit_code"], state["restart_count"], explain(logs.get("lines", [])))
 
+    def _check_members(self, params, task_vars):
+        """Every alive node must be a member of the replica: a head that joined another cluster, or a node of
+        another cluster that joined this head, is refused by name."""
+        members = params["member_addresses"]
+        if not members:
+            return
+        res = self._execute_module(
+            module_name="community.docker.docker_container_exec",
+            module_args=dict(container=params["container"],
+                             argv=with_env_file(["python3", "-c", NODE_ADDRESSES_SCRIPT], params.get("env_file")),
+                             **self._engine_args(params)),
+            task_vars=task_vars)
+        try:
+            alive = json.loads(res.get("stdout", "").strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise WaitFailed("cannot list the Ray nodes' addresses in %s: %s" % (
+                params["container"], explain((res.get("stderr", "") + "\n" + res.get("stdout", "")).splitlines())))
+        foreign = foreign_addresses(alive, members)
+        if foreign:
+            raise WaitFailed("the Ray cluster of %s holds nodes outside the replica: %s (members: %s). Another "
+                             "cluster's node joined it, or its head is another cluster's. Fix: stop the Ray "
+                             "processes on %s, or give each replica its own GCS port and token" % (
+                                 params["container"], ", ".join(foreign), ", ".join(members), ", ".join(foreign)),
+                             {"node_addresses": alive})
+
     def wait(self, params, task_vars):
         self.require_values(params, ("container", "expected_nodes"))
         container, expected = params["container"], params["expected_nodes"]
@@ -49,7 +76,8 @@ class ActionModule(WaitAction):
         if self._play_context.check_mode:
             return {"changed": False, "skipped": True,
                     "msg": "check mode: not waiting for %d Ray nodes (nothing was started)" % expected}
-        argv = ["ray", "status"] + (["--address", params["address"]] if params.get("address") else [])
+        argv = with_env_file(["ray", "status"] + (["--address", params["address"]] if params.get("address") else []),
+                             params.get("env_file"))
         message, stdout = "no status yet", ""
         first_restarts = None
         excess_since = None
@@ -79,6 +107,7 @@ class ActionModule(WaitAction):
                     message = str(exc)
             self.progress(elapsed, message, subject=container)
             if verdict == "ready":
+                self._check_members(params, task_vars)
                 return {"changed": False, "msg": message, "alive": status["alive"], "nodes": status["nodes"],
                         "resources": status["resources"], "ray_status": stdout}
             if verdict != "too_many":

@@ -13,10 +13,42 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+from urllib.parse import urljoin, urlsplit
 
 from ansible_collections.nimops.multinode.plugins.module_utils._errors import InputError
 
 NGC_REPO = "https://helm.ngc.nvidia.com/nim"
+REDIRECT_CODES = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 5
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url):
+    """(scheme, host, port) of a URL, the default port filled in."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def sends_credentials(url, repo_url):
+    """Credentials go to the repository's own origin only: not to a chart URL on another host, and not along a
+    redirect that leaves it (as Helm >= 3.5.2 does; CVE-2021-21303)."""
+    return origin(url) == origin(repo_url)
+
+
+def check_credentials_transport(repo_url, has_password, allow_http):
+    """A password over plain HTTP is readable on the way; refused unless explicitly allowed."""
+    if has_password and origin(repo_url)[0] != "https" and not allow_http:
+        raise InputError("chart_repo_insecure_credentials",
+                         "the chart repository %s is not https, and a password was given for it" % repo_url,
+                         "basic auth over plain HTTP shows the password (the NGC API key) to anyone on the path",
+                         "use the https URL, or set allow_http_credentials (nim_chart.allow_http_credentials) for "
+                         "a repository on a trusted local network")
+
+
+def redirect_target(url, location):
+    """The absolute URL a redirect's Location header points to."""
+    return urljoin(url, location)
 
 
 def chart_entry(index, name, version, repo_url):

@@ -111,3 +111,24 @@ def judge(status, expected_nodes, expected_gpus=None):
         if gpus < expected_gpus:
             return "waiting", "; ".join(parts) + " (nodes joined without all their GPUs)"
     return "ready", "; ".join(parts)
+
+
+# Run in the head container once every node joined: the addresses of the alive nodes, as JSON.
+NODE_ADDRESSES_SCRIPT = (
+    "import json, ray\n"
+    "ray.init(address='auto', logging_level='ERROR', log_to_driver=False)\n"
+    "print(json.dumps(sorted({n['NodeManagerAddress'] for n in ray.nodes() if n['Alive']})))\n"
+)
+
+
+def foreign_addresses(alive_addresses, member_addresses):
+    """The alive nodes' addresses that belong to no member of the replica, sorted."""
+    return sorted(set(alive_addresses) - set(member_addresses))
+
+
+def with_env_file(argv, env_file):
+    """`argv` run with the variables of a shell env file exported (secrets such as RAY_AUTH_TOKEN stay out of
+    the command line and out of the exec's configured environment)."""
+    if not env_file:
+        return list(argv)
+    return ["/bin/sh", "-c", 'set -a && . "$0" && set +a && exec "$@"', env_file] + list(argv)

@@ -41,6 +41,10 @@ options:
     description: HTTP status that means healthy.
     type: int
     default: 200
+  api_key:
+    description:
+      - Sent as an C(Authorization) header (C(Bearer ...)) with every probe, for a server started with an API key. Never shown.
+    type: str
   docker_host:
     description: Docker API endpoint on the managed host; C(DOCKER_HOST) or the default socket when omitted.
     type: str

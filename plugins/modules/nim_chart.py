@@ -12,7 +12,10 @@ version_added: 0.1.0
 description:
   - Reads the repository's C(index.yaml) with basic auth (NGC - user C($oauthtoken), password the NGC API key),
     finds the pinned version, downloads the C(.tgz) into a local cache and checks its digest.
-  - The password stays in memory; it never appears in a command line, a file or the result.
+  - The password stays in memory; it never appears in a command line, a file or the result. It is sent only to
+    the repository's own origin (scheme, host and port of O(repo_url)); a chart URL in the index that points at
+    another host, or a redirect that leaves the origin, is fetched without it.
+  - A password for an C(http://) repository is refused unless O(allow_http_credentials) is set.
     Install the returned RV(path) with M(kubernetes.core.helm).
   - A cached file whose digest matches the index is not downloaded again.
   - Filling the cache is reported as RV(downloaded), not as a change; the cache is the controller's working
@@ -49,6 +52,10 @@ options:
   password:
     description: Repository password (the NGC API key for NGC). Omit for a repository without auth.
     type: str
+  allow_http_credentials:
+    description: Send the password to an C(http://) repository (readable on the network; a trusted local mirror only).
+    type: bool
+    default: false
   dest:
     description: Cache folder for charts.
     type: path
@@ -93,6 +100,8 @@ downloaded:
 
 import os
 
+from urllib.error import HTTPError
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.urls import open_url
 
@@ -107,21 +116,37 @@ except ImportError:
 
 
 def _get(module, url):
+    """GET url, following redirects here so that the credentials go to the repository's origin only."""
     p = module.params
-    try:
-        resp = open_url(url, url_username=p["username"] if p["password"] else None, url_password=p["password"],
-                        force_basic_auth=bool(p["password"]), validate_certs=p["validate_certs"],
-                        timeout=p["timeout"])
-        return resp.read()
-    except Exception as exc:  # urllib raises several types; the message names the URL and HTTP status
-        code = getattr(exc, "code", None)
-        why = "the repository refused the credentials" if code in (401, 403) else "the repository is unreachable"
-        fix = "check the NGC API key (user $oauthtoken)" if code in (401, 403) else "check the URL and network"
-        raise InputError("chart_fetch", "GET %s failed: %s" % (url, code or type(exc).__name__), why, fix)
+    for _hop in range(_chart.MAX_REDIRECTS + 1):
+        auth = bool(p["password"]) and _chart.sends_credentials(url, p["repo_url"])
+        try:
+            resp = open_url(url, url_username=p["username"] if auth else None, url_password=p["password"] if auth else None,
+                            force_basic_auth=auth, follow_redirects="none",
+                            validate_certs=p["validate_certs"], timeout=p["timeout"])
+            return resp.read()
+        except HTTPError as exc:
+            location = exc.headers.get("Location") if exc.headers else None
+            if exc.code in _chart.REDIRECT_CODES and location:
+                url = _chart.redirect_target(url, location)
+                continue
+            _fetch_failed(url, exc)
+        except Exception as exc:  # urllib raises several types; the message names the URL
+            _fetch_failed(url, exc)
+    raise InputError("chart_fetch", "GET %s: more than %d redirects" % (url, _chart.MAX_REDIRECTS),
+                     "the repository redirects in a loop", "check the repository URL")
+
+
+def _fetch_failed(url, exc):
+    code = getattr(exc, "code", None)
+    why = "the repository refused the credentials" if code in (401, 403) else "the repository is unreachable"
+    fix = "check the NGC API key (user $oauthtoken)" if code in (401, 403) else "check the URL and network"
+    raise InputError("chart_fetch", "GET %s failed: %s" % (url, code or type(exc).__name__), why, fix)
 
 
 def run(module):
     p = module.params
+    _chart.check_credentials_transport(p["repo_url"], bool(p["password"]), p["allow_http_credentials"])
     index = yaml.safe_load(_get(module, p["repo_url"].rstrip("/") + "/index.yaml"))
     entry = _chart.chart_entry(index, p["name"], p["version"], p["repo_url"])
     url = _chart.chart_url(entry, p["repo_url"])
@@ -147,6 +172,7 @@ def main():
             version=dict(type="str", required=True),
             username=dict(type="str", default="$oauthtoken"),
             password=dict(type="str", no_log=True),
+            allow_http_credentials=dict(type="bool", default=False),
             dest=dict(type="path", default="~/.cache/nimops/charts"),
             validate_certs=dict(type="bool", default=True),
             timeout=dict(type="int", default=60),

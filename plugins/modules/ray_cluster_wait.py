@@ -15,6 +15,8 @@ description:
   - Stops early when the head container is not running, with the line from its log that says why.
   - Fails when more nodes than expected stay alive for a minute (a stale node or another cluster joined); a
     worker replaced moments ago stays listed until the head's health checks drop it, so a shorter excess waits.
+  - With O(member_addresses), checks once every node joined that each alive node's address is one of them, and
+    fails naming the others (this head joined another cluster, or another cluster's node joined this one).
   - Runs as an action plugin on the controller (so it can print progress); each poll runs
     M(community.docker.docker_container_exec) on the managed host.
 author:
@@ -46,6 +48,16 @@ options:
   address:
     description: Ray GCS address (C(host:port)) passed to C(ray status --address); the local cluster when omitted.
     type: str
+  env_file:
+    description:
+      - Path inside the container of a shell file of C(NAME=value) lines exported before each C(ray) command,
+        such as the one holding C(RAY_AUTH_MODE) and C(RAY_AUTH_TOKEN). Its values never appear in arguments.
+    type: str
+  member_addresses:
+    description: The node IP addresses of the replica's members; empty skips the check.
+    type: list
+    elements: str
+    default: []
   docker_host:
     description: Docker API endpoint on the managed host; C(DOCKER_HOST) or the default socket when omitted.
     type: str
@@ -65,6 +77,8 @@ EXAMPLES = r"""
     container: nim-ray-head
     expected_nodes: 4
     expected_gpus: 32
+    env_file: /run/nimops/secrets.env
+    member_addresses: [10.0.0.11, 10.0.0.12, 10.0.0.13, 10.0.0.14]
     timeout: 900
 """
 

@@ -68,7 +68,9 @@ def sim_overrides(sim, namespace: str, release: str | None = None) -> dict:
     """Point an example at the sim: its authenticated Helm repo (test chart), helm binary, a test namespace."""
     over = {
         "nim_namespace": namespace,
-        "nim_chart": {"source": "repo", "repo_url": sim.repo_url, "version": "2.0.0-sim"},
+        # The sim's repository is a mirror (not NGC) on plain HTTP on loopback: its own password, allowed over HTTP.
+        "nim_chart": {"source": "repo", "repo_url": sim.repo_url, "version": "2.0.0-sim",
+                      "password": sim.repo_credentials[1], "allow_http_credentials": True},
         "nim_helm_binary": sim.helm,
     }
     if release:

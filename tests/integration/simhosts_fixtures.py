@@ -29,9 +29,12 @@ REPO = Path(__file__).resolve().parents[2]
 SIMHOSTS = REPO / "tests" / "simhosts"
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 HOST_RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
-N_HOSTS = 2
+N_HOSTS = 3  # a replica of two, and one host outside it (the security tests reach the replica from there)
 TEST_SET = "5"  # the suites' own hosts (set 6: the fleet test; set 7: the bench; set 0: `make hosts-up`)
-LEADER, WORKER = f"simhost{TEST_SET}x1", f"simhost{TEST_SET}x2"  # tests/simhosts/simhosts.py names a set's hosts
+# tests/simhosts/simhosts.py names a set's hosts
+LEADER, WORKER, OUTSIDER = f"simhost{TEST_SET}x1", f"simhost{TEST_SET}x2", f"simhost{TEST_SET}x3"
+# `ray status` in a Ray container, with the replica's token from the env file the containers source.
+RAY_STATUS = ["sh", "-c", "set -a && . /run/nimops/secrets.env && set +a && exec ray status"]
 _HELD = {"depth": 0}  # exclusive() is re-entrant within one test session
 
 
@@ -101,10 +104,12 @@ class PlayResult:
 @dataclass
 class SimHosts:
     info: dict
+    outsider: str | None = None  # a host of the set kept out of the replica
 
     @property
     def names(self) -> list[str]:
-        return sorted(self.info["hosts"])
+        """The replica's hosts."""
+        return sorted(h for h in self.info["hosts"] if h != self.outsider)
 
     def ip(self, host: str) -> str:
         return self.info["hosts"][host]["ansible_host"]
@@ -132,7 +137,7 @@ class SimHosts:
             finally:
                 _HELD["depth"] -= 1
             return
-        lock = Path(self.info["hosts"][self.names[0]]["state_dir"]).parent / "deployments.lock"
+        lock = Path(self.info["hosts"][sorted(self.info["hosts"])[0]]["state_dir"]).parent / "deployments.lock"
         with open(lock, "a") as handle:
             deadline = time.monotonic() + timeout
             while True:
@@ -202,6 +207,7 @@ def model_cache_dir() -> Path:
 @pytest.fixture(scope="session")
 def sim_hosts() -> SimHosts:
     hosts, started = hosts_up(TEST_SET, N_HOSTS)
+    hosts.outsider = OUTSIDER
     # One test session at a time deploys on the hosts (Ray's pinned ports and the server port are per host):
     # every test using this fixture is covered, whichever file it is in.
     try:

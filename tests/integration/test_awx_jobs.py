@@ -82,7 +82,11 @@ def deploy_job(tmp_path, sim, ns, cred, name, *, verbosity=0, ngc=None, **launch
     template = copy.deepcopy(job_template("deploy-nim"))
     # The site's edit of the template's deployment description: the chart from the sim's
     # authenticated repository (a mirror, in the collection's terms) instead of NGC.
-    template["extra_vars"]["nim_chart"] = {"source": "repo", "repo_url": sim.repo_url, "version": "2.0.0-sim"}
+    # Its password is the NGC credential's key here (the sim's repository password stands in for it), sent over
+    # the sim's plain-HTTP loopback.
+    template["extra_vars"]["nim_chart"] = {"source": "repo", "repo_url": sim.repo_url, "version": "2.0.0-sim",
+                                           "password": "{{ lookup('ansible.builtin.env', 'NGC_API_KEY') }}",
+                                           "allow_http_credentials": True}
     # One GPU per node instead of eight (TP follows): the same two-node layout, on a slice of the
     # sim's GPUs so the job does not depend on whole nodes being free.
     template["extra_vars"].update(nim_gpus_per_node=1, nim_tensor_parallel_size=1)

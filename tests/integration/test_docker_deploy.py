@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from simhosts_fixtures import LEADER, WORKER, REPO, SimHosts, run_playbook
+from simhosts_fixtures import RAY_STATUS, LEADER, WORKER, REPO, SimHosts, run_playbook
 from simhosts_fixtures import sim_hosts, tiny_model_cache  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.nimops.multinode.plugins.module_utils._ray_status import parse_ray_status
 
@@ -64,7 +64,7 @@ def our_containers(hosts: SimHosts, host: str) -> list:
 
 def ray_nodes(hosts: SimHosts) -> dict:
     head = hosts.engine(LEADER).containers.get(f"{NAME}-ray-head")
-    r = head.exec_run(["ray", "status"])
+    r = head.exec_run(RAY_STATUS)
     assert r.exit_code == 0, r.output.decode()
     return parse_ray_status(r.output.decode())
 

@@ -20,7 +20,7 @@ import docker
 import pytest
 import requests
 
-from simhosts_fixtures import LEADER, WORKER, SimHosts, run_playbook, sim_hosts, tiny_model_cache  # noqa: F401  # pylint: disable=unused-import
+from simhosts_fixtures import RAY_STATUS, LEADER, WORKER, SimHosts, run_playbook, sim_hosts, tiny_model_cache  # noqa: F401  # pylint: disable=unused-import
 from ansible_collections.nimops.multinode.plugins.module_utils._ray_status import parse_ray_status
 
 FAKE_NGC_KEY = "nvapi-FAKE-faults-" + uuid.uuid4().hex
@@ -85,7 +85,7 @@ def link(host: str, state: str) -> None:
 
 def ray_alive(hosts: SimHosts) -> int:
     head = hosts.engine(LEADER).containers.get(f"{NAME}-ray-head")
-    r = head.exec_run(["ray", "status"])
+    r = head.exec_run(RAY_STATUS)
     assert r.exit_code == 0, r.output.decode()[-2000:]
     return parse_ray_status(r.output.decode())["alive"]
 

@@ -35,6 +35,9 @@ SET = "6"
 N_HOSTS = 4
 NAME = "fleet" + uuid.uuid4().hex[:5]
 FAKE_NGC_KEY = "nvapi-FAKE-" + "0" * 58 + uuid.uuid4().hex[:6]
+# The replicas serve with an API key: the load, the health gate and the server wait all carry it.
+API_KEY = "FAKE-fleet-api-key-" + uuid.uuid4().hex
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 REPLICAS = {"replica_a": ["simhost6x1", "simhost6x2"], "replica_b": ["simhost6x3", "simhost6x4"]}
 STATE: dict = {}
 
@@ -120,7 +123,7 @@ class BoundedClient(threading.Thread):
             self.sent += 1
             assert backend.startswith("10.77.6."), backend  # only the private simulated hosts are contacted
             try:
-                r = requests.post(f"http://{backend}/v1/completions", timeout=30,
+                r = requests.post(f"http://{backend}/v1/completions", timeout=30, headers=AUTH,
                                   json={"model": "tiny", "prompt": "fleet", "max_tokens": 3, "temperature": 0})
                 if r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 3:
                     self.ok[backend] = self.ok.get(backend, 0) + 1
@@ -168,7 +171,8 @@ def private_collections_root() -> Path:
 
 def play(inventory: Path, playbook: str = "rollout-nim-docker.yml", **kw):
     # Pipelining: one SSH round trip per task instead of several (the rollout runs a few hundred tasks).
-    return run_playbook(inventory, playbook, env={"NGC_API_KEY": FAKE_NGC_KEY, "ANSIBLE_PIPELINING": "True",
+    return run_playbook(inventory, playbook, env={"NGC_API_KEY": FAKE_NGC_KEY, "NIM_DOCKER_API_KEY": API_KEY,
+                                                  "ANSIBLE_PIPELINING": "True",
                                                   "ANSIBLE_COLLECTIONS_PATH": str(private_collections_root())}, **kw)
 
 
@@ -179,7 +183,7 @@ def set_link(hosts: SimHosts, host: str, up: bool) -> None:
 
 
 def max_model_len(backend: str) -> int:
-    r = requests.get(f"http://{backend}/v1/models", timeout=30)
+    r = requests.get(f"http://{backend}/v1/models", timeout=30, headers=AUTH)
     assert r.status_code == 200, r.text
     return r.json()["data"][0]["max_model_len"]
 

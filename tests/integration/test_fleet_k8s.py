@@ -33,7 +33,8 @@ def private_collections_root() -> Path:
 
 def inventory(sim, releases: dict) -> Path:
     shared = {
-        "nim_chart": {"source": "repo", "repo_url": sim.repo_url, "version": "2.0.0-sim"},
+        "nim_chart": {"source": "repo", "repo_url": sim.repo_url, "version": "2.0.0-sim",
+                      "password": sim.repo_credentials[1], "allow_http_credentials": True},
         "nim_helm_binary": sim.helm,
         "nim_nodes": 2,
         "nim_gpus_per_node": 1,

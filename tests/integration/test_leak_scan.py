@@ -1,5 +1,5 @@
-"""Leak scan: a planted fake NGC API key and HF token, unique to this test run, are searched for everywhere they
-must not be. The test fails on any hit, naming where.
+"""Leak scan: a planted fake NGC API key and HF token (and, on the bare hosts, a Ray token and an inference API key),
+unique to this test run, are searched for everywhere they must not be. The test fails on any hit, naming where.
 
 Searched (raw and base64-encoded):
 - all Ansible output at -vvvv with --diff (check, real, idempotent re-run, diagnose, teardown), which prints every
@@ -8,7 +8,7 @@ Searched (raw and base64-encoded):
   (helm, kubectl, ssh, the simulated hosts' sshd/podman/containers: their PID namespaces are visible from here);
 - files written: new files under the temp dir, ~/.ansible, Helm's and the collection's caches, the sim cluster's
   state and logs (except etcd's data, where a Secret's value belongs), the simulated hosts' private directories
-  (except the root-only env file, the one place the key belongs on a host);
+  (except the root-only env files, the one place the secrets belong on a host);
 - API objects of the release's namespace other than the three Secrets that hold them (config maps, the
   LeaderWorkerSet, pods, events, Helm's release records decoded);
 - container configs of the bare-host deployment (`inspect`).
@@ -34,6 +34,8 @@ from simhosts_fixtures import sim_hosts, tiny_model_cache  # noqa: F401  # pylin
 TOKEN = uuid.uuid4().hex
 NGC = f"nvapi-FAKE-leakscan-{TOKEN}"
 HF = f"hf_FAKEleakscan{TOKEN}"
+RAY_TOKEN = f"FAKEraytokenleakscan{TOKEN}"
+API_KEY = f"FAKE-api-key-leakscan-{TOKEN}"
 SECRET_HOLDERS = {"ngc-api", "hf-token", "nvcr-imagepull"}
 MAX_FILE = 32 * 1024 * 1024
 
@@ -52,7 +54,7 @@ def needles(*secrets: str) -> dict[str, str]:
     return found
 
 
-NEEDLES = needles(NGC, HF)
+NEEDLES = needles(NGC, HF, RAY_TOKEN, API_KEY)
 
 
 def hits(text: str, where: str) -> list[str]:
@@ -218,8 +220,10 @@ def test_no_secret_leaks_on_bare_hosts(request, tmp_path):
         "nim_docker_distributed_executor_backend": "uni",
         "nim_docker_server_extra_args": ["--dtype", "float32", "--max-model-len", "128", "--enforce-eager"],
         "nim_docker_server_env": {"VLLM_CPU_KVCACHE_SPACE": "1"},
+        # From the environment, like the other secrets: the inventory file itself is among the files scanned.
+        "nim_docker_ray_token": "{{ lookup('ansible.builtin.env', 'LEAKSCAN_RAY_TOKEN') }}",
     })
-    env = {"NGC_API_KEY": NGC, "HF_TOKEN": HF}
+    env = {"NGC_API_KEY": NGC, "HF_TOKEN": HF, "LEAKSCAN_RAY_TOKEN": RAY_TOKEN, "NIM_DOCKER_API_KEY": API_KEY}
     start = time.time() - 1
     outputs, found = [], []
     sampler = CmdlineSampler()
@@ -240,9 +244,14 @@ def test_no_secret_leaks_on_bare_hosts(request, tmp_path):
                 env_file = hosts.host_path(host, f"/etc/nimops/{name}.env")
                 assert env_file.exists(), env_file
                 assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
-                assert NGC in env_file.read_text()  # the one place it belongs
+                assert NGC in env_file.read_text() and RAY_TOKEN in env_file.read_text()  # the one place they belong
+                holders = [str(env_file)]
+                if host == hosts.names[0]:
+                    key_file = hosts.host_path(host, f"/etc/nimops/{name}-server.env")
+                    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and API_KEY in key_file.read_text()
+                    holders.append(str(key_file))
                 state = Path(hosts.info["hosts"][host]["state_dir"])
-                found += scan_tree(state, start, skip=[str(env_file)])
+                found += scan_tree(state, start, skip=holders)
             assert inspected >= len(hosts.names), inspected
         finally:
             r = run_hosts_playbook(inv, "teardown-nim-docker.yml", verbosity=4, diff=True, env=env)

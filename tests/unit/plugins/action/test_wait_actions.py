@@ -29,8 +29,9 @@ LWS_SUPPORTED = ("api_key, ca_cert, client_cert, client_key, context, controller
                  "impersonate_user, kubeconfig, name, namespace, no_proxy, password, persist_config, poll_interval, "
                  "proxy, proxy_headers, ready_history, release, settle, timeout, username, validate_certs "
                  "(cert_file, key_file, ssl_ca_cert, verify_ssl)")
-RAY_SUPPORTED = "address, container, docker_host, expected_gpus, expected_nodes, poll_interval, timeout"
-SERVER_SUPPORTED = "container, docker_host, poll_interval, status_code, timeout, url"
+RAY_SUPPORTED = ("address, container, docker_host, env_file, expected_gpus, expected_nodes, member_addresses, "
+                 "poll_interval, timeout")
+SERVER_SUPPORTED = "api_key, container, docker_host, poll_interval, status_code, timeout, url"
 
 
 class FakeClock:
@@ -271,6 +272,28 @@ def test_ray_cluster_wait_stops_when_the_head_is_down():
     assert engine.called("nimops.multinode.docker_logs") == [{"name": "nim-ray-head", "tail": 200}]
 
 
+TWO_ALIVE = {"rc": 0, "stderr": "", "stdout": "Node status\n-----\nActive:\n 1 node_aa\n 1 node_bb\nPending:\n"
+                                              " (no pending nodes)\nRecent failures:\n (no failures)\n"}
+
+
+@pytest.mark.parametrize("addresses,foreign", [('["10.0.0.11", "10.0.0.12"]', None),
+                                               ('["10.0.0.11", "10.0.0.66"]', "10.0.0.66")])
+def test_ray_cluster_wait_checks_that_every_node_is_a_member(addresses, foreign):
+    args = dict(RAY_ARGS, expected_nodes=2, env_file="/run/nimops/secrets.env",
+                member_addresses=["10.0.0.11", "10.0.0.12"])
+    result, engine, _clock = run_action(ray_cluster_wait_action, args, script={
+        "community.docker.docker_container_exec": [TWO_ALIVE, {"rc": 0, "stdout": addresses + "\n", "stderr": ""}]})
+    execs = engine.called("community.docker.docker_container_exec")
+    # Both commands source the env file (the Ray token); neither carries a secret in its arguments.
+    assert [e["argv"][3] for e in execs] == ["/run/nimops/secrets.env"] * 2
+    assert execs[0]["argv"][4:] == ["ray", "status"] and execs[1]["argv"][4:6] == ["python3", "-c"]
+    if foreign is None:
+        assert "failed" not in result and result["alive"] == 2, result
+    else:
+        assert result["failed"] is True and result["node_addresses"] == ["10.0.0.11", foreign]
+        assert result["msg"].startswith("the Ray cluster of nim-ray-head holds nodes outside the replica: " + foreign)
+
+
 def test_ray_cluster_wait_times_out_within_its_bound(printed):
     result, engine, _clock = run_action(
         ray_cluster_wait_action, dict(RAY_ARGS, timeout=20, docker_host="unix:///run/fake.sock"),
@@ -298,6 +321,14 @@ def test_docker_server_wait_ready():
         "community.docker.docker_container_info": [server_info()], "ansible.builtin.uri": [{"status": 200}]})
     assert result == {"changed": False, "msg": "health endpoint answered 200", "url": SERVER_ARGS["url"], "elapsed": 0}
     assert engine.called("ansible.builtin.uri") == [{"url": SERVER_ARGS["url"], "status_code": [200], "timeout": 5}]
+
+
+def test_docker_server_wait_sends_the_api_key_and_never_returns_it():
+    key = "FAKE-api-key-0123456789abcdef"
+    result, engine, _clock = run_action(docker_server_wait_action, dict(SERVER_ARGS, api_key=key), script={
+        "community.docker.docker_container_info": [server_info()], "ansible.builtin.uri": [{"status": 200}]})
+    assert engine.called("ansible.builtin.uri")[0]["headers"] == {"Authorization": "Bearer " + key}
+    assert key not in repr(result)
 
 
 def test_docker_server_wait_stopped_server_names_the_cause_from_its_log():

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.nimops.multinode.plugins.module_utils._ray_status import (
-    RayStatusParseError, judge, parse_ray_status)
+    NODE_ADDRESSES_SCRIPT, RayStatusParseError, foreign_addresses, judge, parse_ray_status, with_env_file)
 
 # Printed by Ray 2.60.0 on two simulated hosts (head 10.77.0.11, worker 10.77.0.12).
 TWO_NODES = """======== Autoscaler status: 2026-11-27 12:11:21.512673 ========
@@ -107,3 +107,25 @@ def test_not_a_report_is_refused_with_its_first_line(text):
 ])
 def test_judge(text, expected, gpus, verdict, message):
     assert judge(parse_ray_status(text), expected, gpus) == (verdict, message)
+
+
+@pytest.mark.parametrize("alive,members,expected", [
+    (["10.0.0.11", "10.0.0.12"], ["10.0.0.12", "10.0.0.11"], []),
+    (["10.0.0.11"], ["10.0.0.11", "10.0.0.12"], []),  # still joining: not foreign
+    (["10.0.0.11", "10.0.0.99", "10.0.0.50"], ["10.0.0.11", "10.0.0.12"], ["10.0.0.50", "10.0.0.99"]),
+])
+def test_foreign_addresses_are_the_non_members(alive, members, expected):
+    assert foreign_addresses(alive, members) == expected
+
+
+def test_env_file_wrapper_keeps_secrets_out_of_the_arguments():
+    argv = with_env_file(["ray", "status", "--address", "10.0.0.11:6379"], "/run/nimops/secrets.env")
+    assert argv[:2] == ["/bin/sh", "-c"] and argv[3] == "/run/nimops/secrets.env"
+    assert argv[4:] == ["ray", "status", "--address", "10.0.0.11:6379"]
+    assert "RAY_AUTH_TOKEN" not in " ".join(argv)
+    assert with_env_file(["ray", "status"], None) == ["ray", "status"]
+
+
+def test_node_address_script_compiles_and_lists_alive_nodes_only():
+    compile(NODE_ADDRESSES_SCRIPT, "<node addresses>", "exec")
+    assert "n['Alive']" in NODE_ADDRESSES_SCRIPT and "NodeManagerAddress" in NODE_ADDRESSES_SCRIPT
