@@ -10,7 +10,8 @@ Sections (--only to pick some):
            `helm install --wait` and vs `kubectl wait --for=condition=Available --timeout=...` on the same failure
   scale    1, 4 and 8 releases of 2-node groups at once on 32 fake GPU nodes (deploy-nim.yml per release, all
            started together) vs the floor for the same number of LWS
-  hosts    bare hosts (bench/bench_hosts.py): Ray cluster formation on 2, 4 and 8 simulated hosts
+  hosts    bare hosts (bench/bench_hosts.py): Ray cluster formation on 2, 4 and 8 simulated hosts, each vs the
+           same containers started by a plain parallel SSH script (the floor); controller CPU seconds per host
   resources resident memory and CPU seconds of the test beds' processes
 
 The Kubernetes sections use a sim cluster of their own (32 nodes, ports shifted by 5000, below the ephemeral range, state in

@@ -8,6 +8,11 @@ Uses a set of simulated hosts of its own (tests/simhosts with NIMOPS_SIMHOSTS_SE
     seconds the whole machine spent busy meanwhile (the simulated hosts share its cores with the controller);
   - `full` (2 hosts only, unless BENCH_HOSTS_FULL lists more): deploy-nim-docker.yml end to end, the Ray
     cluster plus vLLM (CPU) serving the generated tiny model, until /v1/models answers.
+  - `floor`: the same Ray containers (same image, flags, pinned ports and token) started by a plain script over
+    SSH, the way a hand-written run_cluster.sh does it: the secrets file on every host in parallel, the head, the
+    workers in parallel, then `ray status` polled until it lists N nodes. The collection is compared with it at
+    each N (target: within 1.3x at 8 hosts), and its controller CPU seconds per host at 8 hosts with those at 2
+    (target: at most 1.1x).
 Resident memory and CPU seconds of each host (every process in the host's network namespace: sshd, podman,
 conmon, the containers' processes) are read after the largest rollout.
 """
@@ -22,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -68,20 +74,89 @@ def busy_cpu_s() -> float:
     return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
+def children_cpu_s() -> float:
+    """CPU seconds used by the finished child processes of this one (ansible-playbook, its forks, ssh)."""
+    t = os.times()
+    return t.children_user + t.children_system
+
+
 def play(inv: Path, playbook: Path, timeout=1800) -> dict:
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_root()), ANSIBLE_NOCOLOR="1",
                ANSIBLE_HOST_KEY_CHECKING="False", NGC_API_KEY=FAKE_NGC,
                ANSIBLE_FORKS="16", PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
     env.pop("DOCKER_HOST", None)
-    t0, cpu0 = time.monotonic(), busy_cpu_s()
+    t0, cpu0, ctl0 = time.monotonic(), busy_cpu_s(), children_cpu_s()
     r = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", str(inv), str(playbook)], env=env,
                        capture_output=True, text=True, timeout=timeout, cwd=str(REPO), check=False)
+    controller_cpu = children_cpu_s() - ctl0
     out = r.stdout + r.stderr
     joined = re.findall(r"(\d+)/(\d+) Ray nodes alive", out)
     return {"rc": r.returncode, "seconds": round(time.monotonic() - t0, 2), "tail": out[-1500:] if r.returncode else "",
             "last_progress": "/".join(joined[-1]) if joined else None,
             # the controller, the simulated hosts and Ray all run on this machine's cores
-            "machine_cpu_s": round(busy_cpu_s() - cpu0, 1)}
+            "machine_cpu_s": round(busy_cpu_s() - cpu0, 1),
+            # ansible-playbook, its forks and their ssh clients only
+            "controller_cpu_s": round(controller_cpu, 2)}
+
+
+# The flags docker_ray_cluster gives `ray start` (its defaults), for the floor.
+RAY_FLAGS = ["--disable-usage-stats", "--node-manager-port=8077", "--object-manager-port=8076",
+             "--min-worker-port=10002", "--max-worker-port=10999", "--runtime-env-agent-port=8078",
+             "--metrics-export-port=8079", "--dashboard-agent-listen-port=52365", "--dashboard-agent-grpc-port=52366",
+             "--object-store-memory=%d" % (128 * 1024 * 1024)]
+ENTRY = "/bin/sh -c 'set -a && . /run/nimops/secrets.env && set +a && exec \"$@\"' entry"
+
+
+def ssh(info: dict, host: str, command: str, stdin: str | None = None, timeout=300) -> subprocess.CompletedProcess:
+    ip = info["hosts"][host]["ansible_host"]
+    return subprocess.run(["ssh", "-i", info["ssh_key"], "-o", "StrictHostKeyChecking=no", "-o",
+                           "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"root@{ip}", command],
+                          input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def floor(info: dict, names: list[str], name: str, timeout=600) -> dict:
+    """The Ray cluster started by a plain parallel SSH script (see the module docstring)."""
+    sys.path.insert(0, str(REPO / "tests" / "integration"))
+    from simhosts_fixtures import collections_root as fixtures_root  # pylint: disable=import-outside-toplevel
+    sys.path.append(str(fixtures_root()))
+    from ansible_collections.nimops.multinode.plugins.module_utils._ray_status import (  # pylint: disable=import-outside-toplevel
+        parse_ray_status)
+    leader, workers = names[0], names[1:]
+    head_ip = info["hosts"][leader]["ansible_host"]
+    env_file = f"/etc/nimops/{name}.env"
+    secrets = f"RAY_AUTH_MODE=token\nRAY_AUTH_TOKEN={uuid.uuid4().hex}{uuid.uuid4().hex}\n"
+
+    def run(host, role):
+        ip = info["hosts"][host]["ansible_host"]
+        args = (["--head", "--port=6379", "--include-dashboard=false", "--ray-client-server-port=10001"] if role == "head"
+                else [f"--address={head_ip}:6379"])
+        return ssh(info, host, f"docker run -d --name {name}-{role} --network host --shm-size 1g "
+                               f"-v {env_file}:/run/nimops/secrets.env:ro {info['image']} {ENTRY} "
+                               f"ray start --block --node-ip-address={ip} " + " ".join(args + RAY_FLAGS))
+
+    t0, cpu0 = time.monotonic(), busy_cpu_s()
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        wrote = list(pool.map(lambda h: ssh(info, h, f"umask 077 && mkdir -p /etc/nimops && cat > {env_file}",
+                                            stdin=secrets), names))
+        started = [run(leader, "head")] + list(pool.map(lambda h: run(h, "worker"), workers))
+    failed = [r.stderr for r in wrote + started if r.returncode != 0]
+    alive = 0
+    while not failed and time.monotonic() - t0 < timeout:
+        r = ssh(info, leader, f"docker exec {name}-head sh -c '. /run/nimops/secrets.env && export RAY_AUTH_MODE "
+                              f"RAY_AUTH_TOKEN && ray status'")
+        try:
+            alive = parse_ray_status(r.stdout)["alive"]
+        except ValueError:
+            alive = 0
+        if alive == len(names):
+            break
+        time.sleep(1)
+    row = {"seconds": round(time.monotonic() - t0, 2), "ray_nodes": f"{alive}/{len(names)}",
+           "machine_cpu_s": round(busy_cpu_s() - cpu0, 1), **({"error": failed[:2]} if failed else {})}
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        list(pool.map(lambda h: ssh(info, h, f"docker rm -f {name}-head {name}-worker >/dev/null 2>&1; "
+                                             f"rm -f {env_file}"), names))
+    return row
 
 
 def model_cache() -> str:
@@ -151,9 +226,15 @@ def run(counts: list[int], log) -> dict:
                 res["resources"]["what"] = f"{n} hosts with a formed Ray cluster (processes in each host's netns)"
             d = play(inv, REPO / "playbooks" / "teardown-nim-docker.yml")
             row["teardown_s"] = d["seconds"]
+            row["controller_cpu_s"] = r["controller_cpu_s"]
+            row["controller_cpu_per_host_s"] = round(r["controller_cpu_s"] / n, 2)
+            row["floor"] = floor(info, names[:n], "floor" + uuid.uuid4().hex[:5])
+            row["vs_floor"] = round(r["seconds"] / row["floor"]["seconds"], 2) if row["floor"]["seconds"] else None
             res["by_hosts"][str(n)] = row
             log(f"  {n} hosts: Ray formed in {r['seconds']}s (rc={r['rc']}, nodes {r['last_progress']}), "
-                f"{r['machine_cpu_s']} CPU-s on {os.cpu_count()} cores; teardown {d['seconds']}s")
+                f"{r['machine_cpu_s']} CPU-s on {os.cpu_count()} cores, controller {r['controller_cpu_s']} CPU-s; "
+                f"floor {row['floor']['seconds']}s (nodes {row['floor']['ray_nodes']}) -> {row['vs_floor']}x; "
+                f"teardown {d['seconds']}s")
         full = [int(x) for x in os.environ.get("BENCH_HOSTS_FULL", "2").split(",") if x]
         for n in full:
             name = "benchf" + uuid.uuid4().hex[:5]
@@ -178,5 +259,8 @@ def run(counts: list[int], log) -> dict:
     cpu2, cpu8 = (res["by_hosts"].get(k, {}).get("machine_cpu_s") for k in ("2", "8"))
     res["cpu_ratio_8_vs_2"] = round(cpu8 / cpu2, 2) if cpu2 and cpu8 else None
     res["ratio_4_vs_2"] = round(res["by_hosts"]["4"]["seconds"] / two, 2) if two and "4" in res["by_hosts"] else None
-    res["targets"] = {"ratio_8_vs_2_max": 2.0}
+    per2, per8 = (res["by_hosts"].get(k, {}).get("controller_cpu_per_host_s") for k in ("2", "8"))
+    res["controller_cpu_per_host_8_vs_2"] = round(per8 / per2, 2) if per2 and per8 else None
+    res["vs_floor_8"] = res["by_hosts"].get("8", {}).get("vs_floor")
+    res["targets"] = {"ratio_8_vs_2_max": 2.0, "vs_floor_8_max": 1.3, "controller_cpu_per_host_8_vs_2_max": 1.1}
     return res

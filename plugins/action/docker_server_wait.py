@@ -27,7 +27,10 @@ class ActionModule(WaitAction):
         engine = {"docker_host": params["docker_host"]} if params.get("docker_host") else {}
         if self._play_context.check_mode:
             return {"changed": False, "skipped": True, "msg": "check mode: not waiting for %s" % url}
-        auth = {"headers": {"Authorization": "Bearer %s" % params["api_key"]}} if params.get("api_key") else {}
+        # The key also goes in url_password, a no_log option of uri (it sends nothing without a user name): the
+        # module then masks the key wherever it appears in what it returns (its echoed headers, shown at -vvvv).
+        auth = ({"headers": {"Authorization": "Bearer %s" % params["api_key"]}, "url_password": params["api_key"]}
+                if params.get("api_key") else {})
         first_restarts = None
         message = "no probe yet"
         for elapsed, _poll_start in self.polls(timeout, params["poll_interval"]):

@@ -64,6 +64,26 @@ def hosts_down(host_set: str, started: bool) -> None:
         assert r.returncode == 0, r.stdout + r.stderr
 
 
+def tiny_vllm_deployment(hosts: SimHosts, name: str, model_cache: Path) -> dict:
+    """The bare-host variables of a replica serving the tiny model with vLLM CPU on the leader (no GPUs; vLLM CPU
+    cannot use the Ray executor, so the Ray cluster spans the hosts and the server runs TP=PP=1)."""
+    return {
+        "nim_docker_name": name,
+        "nim_docker_engine": "vllm",
+        "nim_docker_image": hosts.info["image"],
+        "nim_docker_gpus_per_node": 0,
+        "nim_docker_shm_size": "1g",
+        "nim_docker_object_store_memory": 256 * 1024 * 1024,
+        "nim_docker_model_cache_dir": str(model_cache),
+        "nim_docker_model_cache_mount": "/models",
+        "nim_docker_model": "/models/tiny-llama",
+        "nim_docker_served_model_name": "tiny",
+        "nim_docker_distributed_executor_backend": "uni",
+        "nim_docker_server_extra_args": ["--dtype", "float32", "--max-model-len", "128", "--enforce-eager"],
+        "nim_docker_server_env": {"VLLM_CPU_KVCACHE_SPACE": "1"},
+    }
+
+
 def collections_root() -> Path:
     """An ansible_collections/nimops/multinode tree pointing at this checkout.
 

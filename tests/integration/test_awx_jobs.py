@@ -15,6 +15,7 @@ import yaml
 
 from awx_runner import AwxJob, credential_type, job_template
 # Fixtures of the simulated hosts, used by name in the Docker test below.
+from simhosts_fixtures import tiny_vllm_deployment
 from simhosts_fixtures import sim_hosts, tiny_model_cache  # noqa: F401 pylint: disable=unused-import
 
 LOCALHOST = {"all": {"hosts": {"localhost": {"ansible_connection": "local",
@@ -169,19 +170,7 @@ def test_docker_templates_on_the_sim_hosts(tmp_path, sim_hosts, tiny_model_cache
             "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
             "ansible_python_interpreter": "/usr/bin/python3",
             "nim_docker_replica_group": "replica1",
-            "nim_docker_name": name,
-            "nim_docker_engine": "vllm",
-            "nim_docker_image": sim_hosts.info["image"],
-            "nim_docker_gpus_per_node": 0,
-            "nim_docker_shm_size": "1g",
-            "nim_docker_object_store_memory": 256 * 1024 * 1024,
-            "nim_docker_model_cache_dir": str(tiny_model_cache),
-            "nim_docker_model_cache_mount": "/models",
-            "nim_docker_model": "/models/tiny-llama",
-            "nim_docker_served_model_name": "tiny",
-            "nim_docker_distributed_executor_backend": "uni",
-            "nim_docker_server_extra_args": ["--dtype", "float32", "--max-model-len", "128", "--enforce-eager"],
-            "nim_docker_server_env": {"VLLM_CPU_KVCACHE_SPACE": "1"},
+            **tiny_vllm_deployment(sim_hosts, name, tiny_model_cache),
         },
         "children": {"replica1": {"hosts": {h: {"ansible_host": sim_hosts.ip(h)} for h in sim_hosts.names}}},
     }}

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from simhosts_fixtures import RAY_STATUS, LEADER, WORKER, REPO, SimHosts, run_playbook
+from simhosts_fixtures import RAY_STATUS, LEADER, WORKER, REPO, SimHosts, run_playbook, tiny_vllm_deployment
 from simhosts_fixtures import sim_hosts, tiny_model_cache  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.nimops.multinode.plugins.module_utils._ray_status import parse_ray_status
 
@@ -33,21 +33,8 @@ STATE: dict = {}
 
 @pytest.fixture(scope="module")
 def deployment(sim_hosts: SimHosts, tiny_model_cache: Path, tmp_path_factory) -> dict:  # noqa: F811
-    inv = sim_hosts.inventory(tmp_path_factory.mktemp("inv") / "inventory.yml", {
-        "nim_docker_name": NAME,
-        "nim_docker_engine": "vllm",
-        "nim_docker_image": sim_hosts.info["image"],
-        "nim_docker_gpus_per_node": 0,
-        "nim_docker_shm_size": "1g",
-        "nim_docker_object_store_memory": 256 * 1024 * 1024,
-        "nim_docker_model_cache_dir": str(tiny_model_cache),
-        "nim_docker_model_cache_mount": "/models",
-        "nim_docker_model": "/models/tiny-llama",
-        "nim_docker_served_model_name": "tiny",
-        "nim_docker_distributed_executor_backend": "uni",
-        "nim_docker_server_extra_args": ["--dtype", "float32", "--max-model-len", "128", "--enforce-eager"],
-        "nim_docker_server_env": {"VLLM_CPU_KVCACHE_SPACE": "1"},
-    })
+    inv = sim_hosts.inventory(tmp_path_factory.mktemp("inv") / "inventory.yml",
+                              tiny_vllm_deployment(sim_hosts, NAME, tiny_model_cache))
     with sim_hosts.exclusive():
         yield {"inventory": inv, "hosts": sim_hosts, "cache": tiny_model_cache}
         # Whatever happened, leave no containers of this test behind.

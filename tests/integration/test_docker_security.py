@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from simhosts_fixtures import LEADER, OUTSIDER, RAY_STATUS, WORKER, SimHosts, run_playbook
+from simhosts_fixtures import LEADER, OUTSIDER, RAY_STATUS, WORKER, SimHosts, run_playbook, tiny_vllm_deployment
 from simhosts_fixtures import sim_hosts, tiny_model_cache  # noqa: F401  pylint: disable=unused-import
 
 NAME = "sec" + uuid.uuid4().hex[:6]
@@ -56,21 +56,7 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def deployment(sim_hosts: SimHosts, tiny_model_cache: Path, tmp_path_factory) -> dict:  # noqa: F811
-    base = {
-        "nim_docker_name": NAME,
-        "nim_docker_engine": "vllm",
-        "nim_docker_image": sim_hosts.info["image"],
-        "nim_docker_gpus_per_node": 0,
-        "nim_docker_shm_size": "1g",
-        "nim_docker_object_store_memory": 256 * 1024 * 1024,
-        "nim_docker_model_cache_dir": str(tiny_model_cache),
-        "nim_docker_model_cache_mount": "/models",
-        "nim_docker_model": "/models/tiny-llama",
-        "nim_docker_served_model_name": "tiny",
-        "nim_docker_distributed_executor_backend": "uni",
-        "nim_docker_server_extra_args": ["--dtype", "float32", "--max-model-len", "128", "--enforce-eager"],
-        "nim_docker_server_env": {"VLLM_CPU_KVCACHE_SPACE": "1"},
-    }
+    base = tiny_vllm_deployment(sim_hosts, NAME, tiny_model_cache)
     d = tmp_path_factory.mktemp("security")
     bridge = sim_hosts.ip(LEADER).rsplit(".", 1)[0] + ".1"  # this machine, on the hosts' bridge
     inv = {"open": sim_hosts.inventory(d / "open.yml", base),

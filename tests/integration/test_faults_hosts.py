@@ -20,7 +20,7 @@ import docker
 import pytest
 import requests
 
-from simhosts_fixtures import RAY_STATUS, LEADER, WORKER, SimHosts, run_playbook, sim_hosts, tiny_model_cache  # noqa: F401  # pylint: disable=unused-import
+from simhosts_fixtures import RAY_STATUS, LEADER, WORKER, SimHosts, run_playbook, tiny_vllm_deployment, sim_hosts, tiny_model_cache  # noqa: F401  # pylint: disable=unused-import
 from ansible_collections.nimops.multinode.plugins.module_utils._ray_status import parse_ray_status
 
 FAKE_NGC_KEY = "nvapi-FAKE-faults-" + uuid.uuid4().hex
@@ -39,19 +39,7 @@ def deployment(sim_hosts: SimHosts, tiny_model_cache: Path, tmp_path_factory):  
         # as unreachable within seconds instead of after the kernel's TCP retransmission timeout (~15 min).
         "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
                                    "-o ConnectTimeout=10 -o ServerAliveInterval=5 -o ServerAliveCountMax=3",
-        "nim_docker_name": NAME,
-        "nim_docker_engine": "vllm",
-        "nim_docker_image": sim_hosts.info["image"],
-        "nim_docker_gpus_per_node": 0,
-        "nim_docker_shm_size": "1g",
-        "nim_docker_object_store_memory": 256 * 1024 * 1024,
-        "nim_docker_model_cache_dir": str(tiny_model_cache),
-        "nim_docker_model_cache_mount": "/models",
-        "nim_docker_model": "/models/tiny-llama",
-        "nim_docker_served_model_name": "tiny",
-        "nim_docker_distributed_executor_backend": "uni",
-        "nim_docker_server_extra_args": ["--dtype", "float32", "--max-model-len", "128", "--enforce-eager"],
-        "nim_docker_server_env": {"VLLM_CPU_KVCACHE_SPACE": "1"},
+        **tiny_vllm_deployment(sim_hosts, NAME, tiny_model_cache),
     }
     d = tmp_path_factory.mktemp("faults")
     inv = sim_hosts.inventory(d / "inventory.yml", base)

@@ -29,7 +29,7 @@ import pytest
 import requests
 import yaml
 
-from simhosts_fixtures import REPO, SimHosts, hosts_down, hosts_up, model_cache_dir, run_playbook
+from simhosts_fixtures import REPO, SimHosts, hosts_down, hosts_up, model_cache_dir, run_playbook, tiny_vllm_deployment
 
 SET = "6"
 N_HOSTS = 4
@@ -60,17 +60,7 @@ def write_inventory(path: Path, hosts: SimHosts, cache: Path, members: Path, max
             "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
                                        "-o ConnectTimeout=5 -o ServerAliveInterval=3 -o ServerAliveCountMax=2",
             "ansible_python_interpreter": "/usr/bin/python3",
-            "nim_docker_name": NAME,
-            "nim_docker_engine": "vllm",
-            "nim_docker_image": hosts.info["image"],
-            "nim_docker_gpus_per_node": 0,
-            "nim_docker_shm_size": "1g",
-            "nim_docker_object_store_memory": 256 * 1024 * 1024,
-            "nim_docker_model_cache_dir": str(cache),
-            "nim_docker_model_cache_mount": "/models",
-            "nim_docker_model": "/models/tiny-llama",
-            "nim_docker_served_model_name": "tiny",
-            "nim_docker_distributed_executor_backend": "uni",
+            **tiny_vllm_deployment(hosts, NAME, cache),
             # A 64 MiB KV cache (the default here is 1 GiB, touched at start): a server that is replaced frees its
             # memory in seconds (exiting with ~2 GiB took over a minute on this machine).
             "nim_docker_server_extra_args": ["--dtype", "float32", "--max-model-len", str(max_model_len),

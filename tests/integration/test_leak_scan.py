@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 
 from k8s_playbooks import REPO, cleanup_namespace, example_vars, run_playbook
-from simhosts_fixtures import run_playbook as run_hosts_playbook
+from simhosts_fixtures import run_playbook as run_hosts_playbook, tiny_vllm_deployment
 from simhosts_fixtures import sim_hosts, tiny_model_cache  # noqa: F401  # pylint: disable=unused-import
 
 TOKEN = uuid.uuid4().hex
@@ -207,19 +207,7 @@ def test_no_secret_leaks_on_bare_hosts(request, tmp_path):
     cache = request.getfixturevalue("tiny_model_cache")
     name = "leak" + uuid.uuid4().hex[:6]
     inv = hosts.inventory(tmp_path / "inventory.yml", {
-        "nim_docker_name": name,
-        "nim_docker_engine": "vllm",
-        "nim_docker_image": hosts.info["image"],
-        "nim_docker_gpus_per_node": 0,
-        "nim_docker_shm_size": "1g",
-        "nim_docker_object_store_memory": 256 * 1024 * 1024,
-        "nim_docker_model_cache_dir": str(cache),
-        "nim_docker_model_cache_mount": "/models",
-        "nim_docker_model": "/models/tiny-llama",
-        "nim_docker_served_model_name": "tiny",
-        "nim_docker_distributed_executor_backend": "uni",
-        "nim_docker_server_extra_args": ["--dtype", "float32", "--max-model-len", "128", "--enforce-eager"],
-        "nim_docker_server_env": {"VLLM_CPU_KVCACHE_SPACE": "1"},
+        **tiny_vllm_deployment(hosts, name, cache),
         # From the environment, like the other secrets: the inventory file itself is among the files scanned.
         "nim_docker_ray_token": "{{ lookup('ansible.builtin.env', 'LEAKSCAN_RAY_TOKEN') }}",
     })

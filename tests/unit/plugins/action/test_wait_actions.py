@@ -327,7 +327,10 @@ def test_docker_server_wait_sends_the_api_key_and_never_returns_it():
     key = "FAKE-api-key-0123456789abcdef"
     result, engine, _clock = run_action(docker_server_wait_action, dict(SERVER_ARGS, api_key=key), script={
         "community.docker.docker_container_info": [server_info()], "ansible.builtin.uri": [{"status": 200}]})
-    assert engine.called("ansible.builtin.uri")[0]["headers"] == {"Authorization": "Bearer " + key}
+    probe = engine.called("ansible.builtin.uri")[0]
+    assert probe["headers"] == {"Authorization": "Bearer " + key}
+    # also as uri's no_log url_password (no user name: no basic auth), so that uri masks it in what it returns
+    assert probe["url_password"] == key and "url_username" not in probe and not probe.get("force_basic_auth")
     assert key not in repr(result)
 
 
