@@ -52,7 +52,8 @@ class ActionModule(WaitAction):
         res = self._execute_module(
             module_name="community.docker.docker_container_exec",
             module_args=dict(container=params["container"],
-                             argv=with_env_file(["python3", "-c", NODE_ADDRESSES_SCRIPT], params.get("env_file")),
+                             argv=with_env_file(["python3", "-c", NODE_ADDRESSES_SCRIPT, params["address"]],
+                                                params.get("env_file")),
                              **self._engine_args(params)),
             task_vars=task_vars)
         try:
@@ -69,7 +70,7 @@ class ActionModule(WaitAction):
                              {"node_addresses": alive})
 
     def wait(self, params, task_vars):
-        self.require_values(params, ("container", "expected_nodes"))
+        self.require_values(params, ("container", "expected_nodes") + (("address",) if params["member_addresses"] else ()))
         container, expected = params["container"], params["expected_nodes"]
         expected_gpus = params["expected_gpus"] or 0
         timeout = params["timeout"]

@@ -113,11 +113,13 @@ def judge(status, expected_nodes, expected_gpus=None):
     return "ready", "; ".join(parts)
 
 
-# Run in the head container once every node joined: the addresses of the alive nodes, as JSON.
+# Run in the head container once every node joined, with the GCS address as its argument: the addresses of the
+# alive nodes, as JSON. GcsClient is the client `ray status` itself uses; state 0 is ALIVE (gcs.proto).
 NODE_ADDRESSES_SCRIPT = (
-    "import json, ray\n"
-    "ray.init(address='auto', logging_level='ERROR', log_to_driver=False)\n"
-    "print(json.dumps(sorted({n['NodeManagerAddress'] for n in ray.nodes() if n['Alive']})))\n"
+    "import json, sys\n"
+    "from ray._raylet import GcsClient\n"
+    "nodes = GcsClient(address=sys.argv[1]).get_all_node_info().values()\n"
+    "print(json.dumps(sorted({n.node_manager_address for n in nodes if n.state == 0})))\n"
 )
 
 

@@ -54,7 +54,7 @@ options:
         such as the one holding C(RAY_AUTH_MODE) and C(RAY_AUTH_TOKEN). Its values never appear in arguments.
     type: str
   member_addresses:
-    description: The node IP addresses of the replica's members; empty skips the check.
+    description: The node IP addresses of the replica's members; empty skips the check, which needs O(address).
     type: list
     elements: str
     default: []

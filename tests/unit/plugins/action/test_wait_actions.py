@@ -279,14 +279,15 @@ TWO_ALIVE = {"rc": 0, "stderr": "", "stdout": "Node status\n-----\nActive:\n 1 n
 @pytest.mark.parametrize("addresses,foreign", [('["10.0.0.11", "10.0.0.12"]', None),
                                                ('["10.0.0.11", "10.0.0.66"]', "10.0.0.66")])
 def test_ray_cluster_wait_checks_that_every_node_is_a_member(addresses, foreign):
-    args = dict(RAY_ARGS, expected_nodes=2, env_file="/run/nimops/secrets.env",
+    args = dict(RAY_ARGS, expected_nodes=2, env_file="/run/nimops/secrets.env", address="10.0.0.11:6379",
                 member_addresses=["10.0.0.11", "10.0.0.12"])
     result, engine, _clock = run_action(ray_cluster_wait_action, args, script={
         "community.docker.docker_container_exec": [TWO_ALIVE, {"rc": 0, "stdout": addresses + "\n", "stderr": ""}]})
     execs = engine.called("community.docker.docker_container_exec")
     # Both commands source the env file (the Ray token); neither carries a secret in its arguments.
     assert [e["argv"][3] for e in execs] == ["/run/nimops/secrets.env"] * 2
-    assert execs[0]["argv"][4:] == ["ray", "status"] and execs[1]["argv"][4:6] == ["python3", "-c"]
+    assert execs[0]["argv"][4:] == ["ray", "status", "--address", "10.0.0.11:6379"]
+    assert execs[1]["argv"][4:6] == ["python3", "-c"] and execs[1]["argv"][7] == "10.0.0.11:6379"
     if foreign is None:
         assert "failed" not in result and result["alive"] == 2, result
     else:

@@ -128,4 +128,4 @@ def test_env_file_wrapper_keeps_secrets_out_of_the_arguments():
 
 def test_node_address_script_compiles_and_lists_alive_nodes_only():
     compile(NODE_ADDRESSES_SCRIPT, "<node addresses>", "exec")
-    assert "n['Alive']" in NODE_ADDRESSES_SCRIPT and "NodeManagerAddress" in NODE_ADDRESSES_SCRIPT
+    assert "n.state == 0" in NODE_ADDRESSES_SCRIPT and "node_manager_address" in NODE_ADDRESSES_SCRIPT
