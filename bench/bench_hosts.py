@@ -116,9 +116,8 @@ def ssh(info: dict, host: str, command: str, stdin: str | None = None, timeout=3
 
 def floor(info: dict, names: list[str], name: str, timeout=600) -> dict:
     """The Ray cluster started by a plain parallel SSH script (see the module docstring)."""
-    sys.path.insert(0, str(REPO / "tests" / "integration"))
-    from simhosts_fixtures import collections_root as fixtures_root  # pylint: disable=import-outside-toplevel
-    sys.path.append(str(fixtures_root()))
+    if str(collections_root()) not in sys.path:
+        sys.path.append(str(collections_root()))
     from ansible_collections.nimops.multinode.plugins.module_utils._ray_status import (  # pylint: disable=import-outside-toplevel
         parse_ray_status)
     leader, workers = names[0], names[1:]
