@@ -223,10 +223,19 @@ def apply_secret(client, body, replace_type):
             update = copy.deepcopy(body)
             update["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             update["metadata"]["labels"] = dict(current["metadata"].get("labels") or {}, **meta["labels"])
+            update["metadata"]["annotations"] = dict(current["metadata"].get("annotations") or {},
+                                                     **(meta.get("annotations") or {}))
             client.replace(resource, update, name=meta["name"], namespace=meta["namespace"],
                            _request_timeout=REQUEST_TIMEOUT)
 
     call("write Secret %s/%s" % (meta["namespace"], meta["name"]), write)
+
+
+def set_secret_annotation(client, name, namespace, key, value):
+    """Merge-patch one annotation of a Secret (its data is neither read nor sent)."""
+    call("annotate Secret %s/%s" % (namespace, name), lambda: client.patch(
+        client.resource("Secret", "v1"), {"metadata": {"annotations": {key: value}}}, name=name,
+        namespace=namespace, content_type="application/merge-patch+json", _request_timeout=REQUEST_TIMEOUT))
 
 
 def delete_secret(client, name, namespace):

@@ -18,6 +18,8 @@ from ansible_collections.nimops.multinode.plugins.module_utils._errors import In
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "nimops.multinode"}
 HIDDEN = "<hidden>"
+# The releases that use a Secret (comma-separated): teardown deletes it only when the last one goes.
+RELEASES = "nimops.multinode/releases"
 
 # secret kind -> (Secret type, data key, expected prefix, what it is)
 KINDS = {
@@ -79,7 +81,32 @@ def _same(kind, key, current, wanted):
     return hmac.compare_digest(current.encode(), wanted.encode())
 
 
-def compare(kind, existing, data, labels):
+def releases_of(secret):
+    """The releases recorded as using a Secret."""
+    text = (((secret or {}).get("metadata") or {}).get("annotations") or {}).get(RELEASES) or ""
+    return sorted(set(r for r in text.split(",") if r))
+
+
+def managed(secret):
+    return (((secret or {}).get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/managed-by") == \
+        MANAGED_BY["app.kubernetes.io/managed-by"]
+
+
+def plan_removal(secret, release):
+    """(delete?, releases still using it, why kept) when `release` (None: any) no longer needs the Secret."""
+    if secret is None:
+        return False, [], "absent"
+    if release is None:
+        return True, [], ""
+    if not managed(secret):
+        return False, [], "not created by nimops.multinode"
+    others = [r for r in releases_of(secret) if r != release]
+    if others:
+        return False, others, "still used by %s" % ", ".join(others)
+    return True, [], ""
+
+
+def compare(kind, existing, data, labels, releases=None):
     """What differs between the existing Secret and the desired one, as value-free facts.
 
     Returns (changes, before, after): changes is a list of short strings; before/after are diff views
@@ -88,6 +115,8 @@ def compare(kind, existing, data, labels):
     secret_type = KINDS[kind][0]
     wanted_labels = dict(MANAGED_BY, **(labels or {}))
     after = {"type": secret_type, "labels": wanted_labels, "data": {k: HIDDEN for k in sorted(data)}}
+    if releases:
+        after["releases"] = sorted(set(releases) | set(releases_of(existing)))
     if existing is None:
         return ["create"], {}, after
     current = decode_data(existing)
@@ -108,16 +137,23 @@ def compare(kind, existing, data, labels):
     for key, value in wanted_labels.items():
         if before["labels"].get(key) != value:
             changes.append("label %s" % key)
+    if releases:
+        before["releases"] = releases_of(existing)
+        if before["releases"] != after["releases"]:
+            changes.append("used by %s" % ", ".join(after["releases"]))
     return changes, before, after
 
 
-def manifest(kind, name, namespace, data, labels):
+def manifest(kind, name, namespace, data, labels, releases=None):
     """The Secret body for the API (stringData would be echoed back in managedFields diffs; data is base64)."""
+    meta = {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY, **(labels or {}))}
+    if releases:
+        meta["annotations"] = {RELEASES: ",".join(sorted(releases))}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": KINDS[kind][0],
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY, **(labels or {}))},
+        "metadata": meta,
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
     }
 

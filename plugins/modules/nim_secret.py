@@ -64,8 +64,17 @@ options:
     description: Extra labels; C(app.kubernetes.io/managed-by=nimops.multinode) is always set.
     type: dict
     default: {}
+  release:
+    description:
+      - The release that uses the Secret. With O(state=present) it is added to the Secret's
+        C(nimops.multinode/releases) annotation; with O(state=absent) it is removed from it, and the Secret is
+        deleted only when no other release uses it and this collection created it (label
+        C(app.kubernetes.io/managed-by=nimops.multinode)). Secrets shared by several releases, or created by
+        someone else, are kept.
+      - Without it, O(state=absent) deletes the Secret whatever uses it.
+    type: str
   state:
-    description: C(absent) deletes the Secret.
+    description: C(absent) deletes the Secret (see O(release)).
     type: str
     choices: [present, absent]
     default: present
@@ -93,6 +102,10 @@ secret:
   returned: always
   type: dict
   sample: {name: ngc-api, namespace: nim, type: Opaque, keys: [NGC_API_KEY]}
+kept:
+  description: Why an O(state=absent) Secret was kept (still used by other releases, or not created here).
+  returned: when state is absent
+  type: str
 changes:
   description: What changed or would change, without values.
   returned: always
@@ -113,17 +126,28 @@ def run(module):
     existing = _k8s.get(client, "v1", "Secret", p["name"], p["namespace"])
     summary = {"name": p["name"], "namespace": p["namespace"], "type": _secrets.KINDS[p["kind"]][0]}
     if p["state"] == "absent":
-        changes = ["delete"] if existing else []
+        delete, others, kept = _secrets.plan_removal(existing, p["release"])
+        before = {"data": dict((k, _secrets.HIDDEN) for k in _secrets.key_names(existing)),
+                  "releases": _secrets.releases_of(existing)} if existing else {}
+        if delete:
+            changes, after = ["delete"], {}
+        elif p["release"] in before.get("releases", []):
+            changes, after = ["kept (%s); no longer used by %s" % (kept, p["release"])], dict(before, releases=others)
+        else:
+            changes, after = [], before
         if changes and not module.check_mode:
-            _k8s.delete_secret(client, p["name"], p["namespace"])
-        before = {"data": dict((k, _secrets.HIDDEN) for k in _secrets.key_names(existing))} if existing else {}
-        return dict(changed=bool(changes), changes=changes, secret=dict(summary, keys=[]),
-                    diff={"before": before, "after": {}})
+            if delete:
+                _k8s.delete_secret(client, p["name"], p["namespace"])
+            else:
+                _k8s.set_secret_annotation(client, p["name"], p["namespace"], _secrets.RELEASES, ",".join(others))
+        return dict(changed=bool(changes), changes=changes, kept=kept if existing and not delete else "",
+                    secret=dict(summary, keys=[]), diff={"before": before, "after": after})
     _secrets.check_shape(p["kind"], p["value"], p["check_prefix"], source="option value of nim_secret %s" % p["name"])
     data = _secrets.desired_data(p["kind"], p["value"], p["registry"], p["username"])
-    changes, before, after = _secrets.compare(p["kind"], existing, data, p["labels"])
+    releases = [p["release"]] if p["release"] else None
+    changes, before, after = _secrets.compare(p["kind"], existing, data, p["labels"], releases)
     if changes and not module.check_mode:
-        body = _secrets.manifest(p["kind"], p["name"], p["namespace"], data, p["labels"])
+        body = _secrets.manifest(p["kind"], p["name"], p["namespace"], data, p["labels"], after.get("releases"))
         _k8s.apply_secret(client, body, replace_type=any(c.startswith("type ") for c in changes))
     return dict(changed=bool(changes), changes=changes, secret=dict(summary, keys=sorted(data)),
                 diff={"before": before, "after": after})
@@ -140,6 +164,7 @@ def main():
         registry=dict(type="str", default="nvcr.io"),
         username=dict(type="str", default="$oauthtoken"),
         labels=dict(type="dict", default={}),
+        release=dict(type="str"),
         state=dict(type="str", default="present", choices=["present", "absent"]),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

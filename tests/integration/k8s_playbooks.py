@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -83,9 +84,9 @@ def sim_overrides(sim, namespace: str, release: str | None = None) -> dict:
 SETTLE = 2
 
 
-def run_playbook(sim, playbook: str, extravars: dict, *, check: bool = False, diff: bool = False,
-                 verbosity: int = 0, ngc_key: str | None = None, hf_token: str | None = None,
-                 tags: str | None = None, timeout: float = 900, settle: int | None = SETTLE) -> PlayResult:
+def _playbook_call(sim, playbook: str, extravars: dict, *, check: bool, diff: bool, verbosity: int,
+                   ngc_key: str | None, hf_token: str | None, tags: str | None, settle: int | None):
+    """(argv, environment, vars file) of an ansible-playbook run against the sim; the caller removes the file."""
     if settle is not None and "nim_release_settle" not in extravars:
         extravars = dict(extravars, nim_release_settle=settle)
     env = dict(os.environ)
@@ -115,6 +116,14 @@ def run_playbook(sim, playbook: str, extravars: dict, *, check: bool = False, di
         cmd.append("-" + "v" * verbosity)
     if tags:
         cmd += ["--tags", tags]
+    return cmd, env, vars_file
+
+
+def run_playbook(sim, playbook: str, extravars: dict, *, check: bool = False, diff: bool = False,
+                 verbosity: int = 0, ngc_key: str | None = None, hf_token: str | None = None,
+                 tags: str | None = None, timeout: float = 900, settle: int | None = SETTLE) -> PlayResult:
+    cmd, env, vars_file = _playbook_call(sim, playbook, extravars, check=check, diff=diff, verbosity=verbosity,
+                                         ngc_key=ngc_key, hf_token=hf_token, tags=tags, settle=settle)
     start = time.monotonic()
     try:
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=str(REPO),
@@ -122,6 +131,56 @@ def run_playbook(sim, playbook: str, extravars: dict, *, check: bool = False, di
     finally:
         os.unlink(vars_file)
     return PlayResult(r.returncode, r.stdout + r.stderr, time.monotonic() - start)
+
+
+class BackgroundPlay:
+    """A playbook run in the background (its own session), to be finished or killed like a lost controller."""
+
+    def __init__(self, sim, playbook: str, extravars: dict, settle: int | None = SETTLE):
+        cmd, env, self._vars_file = _playbook_call(sim, playbook, extravars, check=False, diff=False, verbosity=0,
+                                                   ngc_key=None, hf_token=None, tags=None, settle=settle)
+        self._out = tempfile.TemporaryFile("w+")
+        self._start = time.monotonic()
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self._out, stderr=subprocess.STDOUT, text=True,
+                                     cwd=str(REPO), start_new_session=True)
+
+    def finish(self, timeout: float = 900) -> PlayResult:
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        finally:
+            os.unlink(self._vars_file)
+        self._out.seek(0)
+        return PlayResult(rc, self._out.read(), time.monotonic() - self._start)
+
+    def kill(self) -> None:
+        """SIGKILL the run and every process under it at once (helm included), as a controller lost mid-task."""
+        pids = [self.proc.pid] + descendants(self.proc.pid)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=30)
+        os.unlink(self._vars_file)
+
+
+def descendants(pid: int) -> list[int]:
+    """PIDs of every process below `pid` (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def resource_versions(sim, namespace: str) -> dict:

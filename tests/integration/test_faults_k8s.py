@@ -7,7 +7,9 @@ Faults that would disturb other tests (the API server, the LWS controller) run o
 
 from __future__ import annotations
 
+import getpass
 import json
+import re
 import subprocess
 import threading
 import time
@@ -16,7 +18,7 @@ import uuid
 import pytest
 
 from conftest import run_simcluster, wait_until
-from k8s_playbooks import cleanup_namespace, example_vars, lws_named, run_playbook, sim_overrides
+from k8s_playbooks import BackgroundPlay, cleanup_namespace, example_vars, lws_named, run_playbook, sim_overrides
 
 RELEASE = "llama-405b"
 LWS = f"{RELEASE}-nim-llm"
@@ -52,8 +54,9 @@ def available(sim, namespace: str) -> bool:
     return conds.get("Available") == "True" and len(ready) == 2
 
 
-def assert_converged(sim, namespace: str, extravars: dict, kept: dict) -> None:
-    """A re-run succeeds and leaves the release Available; the run after it changes nothing; nothing lost."""
+def assert_converged(sim, namespace: str, extravars: dict, kept: dict, interrupted: tuple = ()) -> None:
+    """A re-run succeeds and leaves the release Available; the run after it changes nothing; nothing lost.
+    `interrupted`: revisions a killed helm left pending (Helm keeps them in the history as they were)."""
     r = run_playbook(sim, "deploy-nim.yml", extravars)
     assert r.rc == 0, f"re-run after the fault did not converge:\n{r.out[-4000:]}"
     assert "2/2 pods ready" in r.out
@@ -65,7 +68,7 @@ def assert_converged(sim, namespace: str, extravars: dict, kept: dict) -> None:
         assert now.get(name) == uid, f"{name} lost or replaced ({uid} -> {now.get(name)})"
     history = helm_history(sim, namespace)
     assert history and history[-1]["status"] == "deployed", history
-    assert [h for h in history if h["status"] == "pending-install" or h["status"] == "pending-upgrade"] == []
+    assert [h for h in history if h["status"].startswith("pending-") and h["revision"] not in interrupted] == []
 
 
 class DuringDeploy(threading.Thread):
@@ -168,6 +171,94 @@ def test_helm_failure_leaves_previous_release_intact(sim_cluster, namespace):
     service_after = sim.kubectl_json("get", "service", LWS, "-n", namespace)
     assert service_after["metadata"]["labels"] == service_before["metadata"]["labels"]
     assert_converged(sim, namespace, extravars, kept)
+
+
+def helm_status(sim, namespace: str) -> str:
+    history = helm_history(sim, namespace)
+    return history[-1]["status"] if history else "not installed"
+
+
+def test_upgrade_killed_mid_helm_recovers_on_rerun(sim_cluster, namespace):
+    """The controller dies (SIGKILL of the run and helm) in the middle of `helm upgrade`: the release is left
+    pending-upgrade and the run's lock stays behind. A re-run at once fails within seconds naming the lock's holder;
+    once the lock has gone unrenewed for its TTL and the pending record is older than the helm timeout, a re-run
+    takes the lock over, rolls the release back to its last deployed revision and converges, with no manual step."""
+    sim = sim_cluster
+    extravars, kept = first_deploy(sim, namespace)
+    extravars.update(nim_helm_timeout="20s", nim_lock_ttl=30)
+    # A LoadBalancer Service never gets an address here, so helm --atomic waits on it: a wide, certain window.
+    hanging = dict(extravars, nim_extra_values={"service": {"type": "LoadBalancer"}})
+    play = BackgroundPlay(sim, "deploy-nim.yml", hanging)
+    wait_until("helm to start the upgrade", lambda: helm_status(sim, namespace) == "pending-upgrade",
+               timeout=180, interval=0.5)
+    play.kill()
+    killed_at = time.monotonic()
+    assert helm_status(sim, namespace) == "pending-upgrade"
+    holder = sim.kubectl_json("get", "lease", "nimops-lock-" + RELEASE, "-n", namespace)["spec"]["holderIdentity"]
+
+    r = run_playbook(sim, "deploy-nim.yml", extravars)
+    assert r.rc != 0, r.out[-4000:]
+    msg = r.failure_message()
+    assert "[release_locked]" in msg and holder in msg, msg
+    assert helm_status(sim, namespace) == "pending-upgrade"
+
+    # past the lock's TTL (the dead run no longer renews it) and past the helm timeout
+    time.sleep(max(0.0, 32 - (time.monotonic() - killed_at)))
+    r = run_playbook(sim, "deploy-nim.yml", extravars)
+    assert r.rc == 0, r.out[-4000:]
+    assert "took over the lock of %s/%s left by %s" % (namespace, RELEASE, holder) in r.out, r.out[-4000:]
+    assert re.search(r"revision 2 was left pending-upgrade \d+ s ago \(an interrupted helm run\): rolled back to "
+                     r"revision 1, the last deployed", r.out), r.out[-4000:]
+    history = helm_history(sim, namespace)
+    # the rollback restored exactly the values this run wants, so helm had nothing left to upgrade
+    assert [h["status"] for h in history] == ["superseded", "pending-upgrade", "deployed"], history
+    assert "Rollback to 1" in history[-1]["description"], history
+    assert sim.kubectl_json("get", "service", LWS, "-n", namespace)["spec"]["type"] == "ClusterIP"
+    assert sim.kubectl("get", "lease", "nimops-lock-" + RELEASE, "-n", namespace, check=False).returncode != 0
+    assert_converged(sim, namespace, extravars, kept, interrupted=(2,))
+
+
+def test_crash_looping_upgrade_is_rolled_back(sim_cluster, namespace):
+    """An upgrade whose pods crash passes Helm (it cannot see the LWS's pods); the wait names the crash, the
+    release is rolled back to the revision deployed before and waited on, and the play fails saying both."""
+    sim = sim_cluster
+    extravars, kept = first_deploy(sim, namespace)
+    crashing = dict(extravars, nim_extra_values={
+        "podLabels": {"sim.nimops.test/fault": "crashloop"},
+        "podAnnotations": {"sim.nimops.test/fault-message": "fatal: CUDA driver version is insufficient"}})
+    r = run_playbook(sim, "deploy-nim.yml", crashing)
+    assert r.rc != 0, r.out[-4000:]
+    msg = r.failure_message()
+    assert "[crash_loop]" in msg and "CUDA driver version is insufficient" in msg, msg
+    assert "Rolled back to revision 1 (nim-llm-2.0.0-sim, the one deployed before this run): its groups are Ready " \
+           "again." in msg, msg
+    history = helm_history(sim, namespace)
+    assert [h["status"] for h in history] == ["superseded", "superseded", "deployed"], history
+    assert "Rollback to 1" in history[-1]["description"], history
+    assert available(sim, namespace)
+    labels = lws_named(sim, namespace)["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["metadata"]["labels"]
+    assert "sim.nimops.test/fault" not in labels, labels
+    assert_converged(sim, namespace, extravars, kept)
+
+
+def test_concurrent_runs_on_one_release_one_proceeds(sim_cluster, namespace):
+    """Two deploys of one release at once (a scheduled job and a manual run): exactly one goes on, the other fails
+    within seconds of reaching the lock, naming the holder; the winner gives the lock back at the end."""
+    sim = sim_cluster
+    extravars = deploy_vars(sim, namespace)
+    sim.kubectl("create", "namespace", namespace)
+    plays = [BackgroundPlay(sim, "deploy-nim.yml", extravars), BackgroundPlay(sim, "deploy-nim.yml", extravars)]
+    results = [p.finish(timeout=600) for p in plays]
+    winners = [r for r in results if r.rc == 0]
+    losers = [r for r in results if r.rc != 0]
+    assert len(winners) == 1 and len(losers) == 1, [(r.rc, r.out[-2000:]) for r in results]
+    msg = losers[0].failure_message()
+    assert "[release_locked]" in msg and "is being changed by another run: %s@" % getpass.getuser() in msg, msg
+    assert "1/1 groups ready, 2/2 pods ready" in winners[0].out
+    # the loser stopped at the lock: it never ran helm, and it finished long before the winner
+    assert "Install or upgrade the Helm release" not in losers[0].out.split("Take the release's lock")[-1]
+    assert losers[0].seconds < winners[0].seconds
+    assert sim.kubectl("get", "lease", "nimops-lock-" + RELEASE, "-n", namespace, check=False).returncode != 0
 
 
 # ---------------------------------------------------------------- faults on a private cluster

@@ -93,3 +93,42 @@ def test_deploy_405b_four_passes_then_teardown_four_passes(sim_cluster, namespac
     assert r.rc == 0 and r.changed == 0, (r.recap, r.out[-4000:])
     assert {k: v for k, v in resource_versions(sim, namespace).items() if not k.startswith("Pod/")} == \
         {k: v for k, v in after_teardown.items() if not k.startswith("Pod/")}
+
+
+def test_teardown_deletes_only_the_secrets_no_other_release_uses(sim_cluster, namespace):
+    """Two releases share the namespace's credential Secrets: each records itself on them; tearing one down with
+    nim_delete_secrets keeps them for the other; tearing down the last one deletes them."""
+    sim = sim_cluster
+    secrets = ("ngc-api", "nvcr-imagepull")
+
+    def release_vars(release):
+        v = dict(example_vars("llama-3.1-405b-2node.yml"), **sim_overrides(sim, namespace, release))
+        # one fake GPU per pod (TP=1, PP=2 over the 2 nodes): both releases fit on the shared sim
+        v.update(nim_gpus_per_node=1, nim_tensor_parallel_size=1, nim_pipeline_parallel_size=2)
+        return v
+
+    def users():
+        return {name: sim.kubectl_json("get", "secret", name, "-n", namespace)["metadata"]
+                .get("annotations", {}).get("nimops.multinode/releases") for name in secrets}
+
+    for release in ("rel-a", "rel-b"):
+        r = run_playbook(sim, "deploy-nim.yml", release_vars(release))
+        assert r.rc == 0, r.out[-4000:]
+    assert users() == {name: "rel-a,rel-b" for name in secrets}
+    r = run_playbook(sim, "deploy-nim.yml", release_vars("rel-a"))
+    assert r.rc == 0 and r.changed == 0, (r.recap, r.out[-3000:])
+
+    def teardown(release):
+        down = {"nim_namespace": namespace, "nim_release": release, "nim_helm_binary": sim.helm,
+                "nim_delete_secrets": True}
+        r = run_playbook(sim, "teardown-nim.yml", down, diff=True)
+        assert r.rc == 0, r.out[-4000:]
+        return r
+
+    r = teardown("rel-a")
+    # the diff shows rel-a struck from each Secret, which stays
+    assert r.out.count('-        "rel-a",') == len(secrets), r.out[-4000:]
+    assert users() == {name: "rel-b" for name in secrets}
+    teardown("rel-b")
+    left = {s["metadata"]["name"] for s in sim.kubectl_json("get", "secrets", "-n", namespace)["items"]}
+    assert not left & set(secrets), left

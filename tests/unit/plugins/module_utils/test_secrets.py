@@ -105,3 +105,33 @@ def test_manifest_and_key_names():
                                 "labels": {"app.kubernetes.io/managed-by": "nimops.multinode"}}
     assert base64.b64decode(body["data"]["HF_TOKEN"]).decode() == HF
     assert sec.key_names(body) == ["HF_TOKEN"]
+
+
+def _secret(labels=None, releases=None):
+    meta = {"name": "ngc-api", "labels": labels if labels is not None else dict(sec.MANAGED_BY)}
+    if releases is not None:
+        meta["annotations"] = {sec.RELEASES: releases}
+    return {"metadata": meta, "type": "Opaque", "data": {}}
+
+
+@pytest.mark.parametrize("secret,release,expected", [
+    (None, "a", (False, [], "absent")),
+    (_secret(releases="a,b"), None, (True, [], "")),
+    (_secret(releases="a"), "a", (True, [], "")),
+    (_secret(releases=""), "a", (True, [], "")),
+    (_secret(releases="a,b,c"), "a", (False, ["b", "c"], "still used by b, c")),
+    (_secret(labels={}, releases="a"), "a", (False, [], "not created by nimops.multinode")),
+])
+def test_plan_removal_keeps_shared_and_foreign_secrets(secret, release, expected):
+    assert sec.plan_removal(secret, release) == expected
+
+
+def test_compare_records_the_release_once():
+    data = sec.desired_data("ngc_api_key", "nvapi-FAKEkey0000")
+    existing = sec.manifest("ngc_api_key", "ngc-api", "nim", data, {}, ["a"])
+    assert existing["metadata"]["annotations"] == {sec.RELEASES: "a"}
+    changes, before, after = sec.compare("ngc_api_key", existing, data, {}, ["b"])
+    assert changes == ["used by a, b"] and before["releases"] == ["a"] and after["releases"] == ["a", "b"]
+    again = sec.manifest("ngc_api_key", "ngc-api", "nim", data, {}, after["releases"])
+    assert sec.compare("ngc_api_key", again, data, {}, ["b"])[0] == []
+    assert sec.compare("ngc_api_key", again, data, {}, ["a"])[0] == []
