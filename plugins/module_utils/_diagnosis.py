@@ -4,7 +4,7 @@
 # PRIVATE: this module_utils file is internal to nimops.multinode and may change without notice.
 """Why a multi-node NIM release is not coming up: named causes with remediation, from plain API objects.
 
-The input is a snapshot dict (see ``empty_snapshot``); secrets appear only as names and key names.
+The input is a snapshot dict (see ``empty_snapshot``); secrets appear only as names (and key names, when known).
 Each cause carries ``fatal``: True means waiting longer cannot help, so the wait stops early.
 Causes that are normal for a short while (a PVC binding, a pod being scheduled) become fatal after a grace period.
 """
@@ -250,7 +250,8 @@ def _pull_causes(snap, pod, summary):
                              ["pod/" + summary["name"]], True, detail=message or None))
     if secrets is not None:
         for ref in _secret_refs(pod):
-            if ref[0] not in secrets or ref[1] not in secrets[ref[0]]:
+            # key names are known only when the snapshot has them (the cluster reads Secrets as metadata only)
+            if ref[0] not in secrets or (secrets[ref[0]] is not None and ref[1] not in secrets[ref[0]]):
                 what = "secret %s" % ref[0] if ref[0] not in secrets else "key %s in secret %s" % (ref[1], ref[0])
                 causes.append(_cause("secret_missing", "%s, referenced by the pods' environment, does not exist" %
                                      what, ["secret/" + ref[0]], True))

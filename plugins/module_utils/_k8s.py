@@ -23,7 +23,6 @@ from ansible_collections.kubernetes.core.plugins.module_utils.args_common import
 from ansible_collections.nimops.multinode.plugins.module_utils._diagnosis import empty_snapshot
 from ansible_collections.nimops.multinode.plugins.module_utils._errors import NimOpsError
 from ansible_collections.nimops.multinode.plugins.module_utils._lws_status import LWS_NAME_LABEL
-from ansible_collections.nimops.multinode.plugins.module_utils._secrets import key_names
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
@@ -140,9 +139,20 @@ def resolve_lws_name(client, namespace, name=None, release=None):
     return release  # not created (yet): the diagnosis reports it under the release name
 
 
+# A list of metadata only: the API server leaves the Secrets' data out of the response.
+METADATA_ONLY = {"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"}
+
+
 def secret_names(client, namespace):
-    """name -> key names of every Secret in the namespace; values are dropped as soon as they arrive."""
-    return dict((s["metadata"]["name"], key_names(s)) for s in list_items(client, "v1", "Secret", namespace))
+    """name -> None for every Secret in the namespace, read as metadata only (no data ever leaves the API server;
+    so which keys a Secret holds is unknown here, and the kubelet's CreateContainerConfigError names a missing key)."""
+    try:
+        found = call("list Secret metadata", lambda: client.get(
+            client.resource("Secret", "v1"), namespace=namespace, header_params=dict(METADATA_ONLY),
+            _request_timeout=REQUEST_TIMEOUT).to_dict())
+    except (NotFoundError, ResourceNotFoundError):
+        found = {}
+    return dict((s["metadata"]["name"], None) for s in found.get("items") or [])
 
 
 def watch_pods(client, namespace, label_selector, seconds, resource_version=None):

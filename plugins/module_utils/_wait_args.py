@@ -27,7 +27,7 @@ RAY_CLUSTER_WAIT_ARGSPEC = {
     "member_addresses": {"type": "list", "elements": "str", "default": []},
     "docker_host": {"type": "str"},
     "timeout": {"type": "int", "default": 600},
-    "poll_interval": {"type": "int", "default": 5},
+    "poll_interval": {"type": "int", "default": 2},
 }
 
 DOCKER_SERVER_WAIT_ARGSPEC = {

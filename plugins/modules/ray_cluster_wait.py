@@ -66,9 +66,9 @@ options:
     type: int
     default: 600
   poll_interval:
-    description: Seconds between two polls.
+    description: Seconds between two polls (each is one short C(docker exec)).
     type: int
-    default: 5
+    default: 2
 """
 
 EXAMPLES = r"""

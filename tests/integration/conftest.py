@@ -10,6 +10,7 @@ LWS, to test installing it). Other test beds add their own fixtures beside these
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -29,7 +30,9 @@ FAULTS = ("crashloop", "imagepull", "neverready")
 CACHE = Path(os.environ.get("NIMOPS_CACHE") or Path.home() / ".cache" / "nimops")
 # The suites' own sim, beside the default one (offset 0, `make demo`/`make sim-up`), the bench's (5000) and the
 # extra sims below: no shifted port of one lands on a port of another.
-TEST_SIM_ENV = {"NIMOPS_SIM_DIR": str(CACHE / "simcluster-tests"), "NIMOPS_SIM_PORT_OFFSET": "3500"}
+# NIMOPS_TEST_SIM_DIR / NIMOPS_TEST_SIM_PORT_OFFSET move it, so that two checkouts can run their suites at once.
+TEST_SIM_ENV = {"NIMOPS_SIM_DIR": os.environ.get("NIMOPS_TEST_SIM_DIR") or str(CACHE / "simcluster-tests"),
+                "NIMOPS_SIM_PORT_OFFSET": os.environ.get("NIMOPS_TEST_SIM_PORT_OFFSET") or "3500"}
 
 
 def run_simcluster(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -218,3 +221,50 @@ def sim_cluster() -> SimCluster:
     if started and os.environ.get("NIMOPS_SIM_KEEP") != "1":
         r = run_simcluster("down", env=env, timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr
+
+
+@dataclass
+class OciRegistry:
+    """The OCI chart tests' registry (tests/simcluster/oci-registry): basic auth, loopback, in memory."""
+
+    host: str
+    username: str
+    password: str
+    log: Path
+
+    def requests(self) -> list[str]:
+        """One line per request served: method, path, status, and whether valid credentials came."""
+        return [line for line in self.log.read_text().splitlines() if line.split(" ", 2)[-1].startswith("request ")]
+
+
+@pytest.fixture
+def oci_registry(tmp_path):
+    """A fresh registry on a free loopback port, stopped (by its PID) after the test."""
+    build = subprocess.run(["bash", str(REPO / "tests" / "simcluster" / "build.sh"), "oci-registry"],
+                           capture_output=True, text=True, timeout=900, check=False)
+    assert build.returncode == 0, build.stdout + build.stderr
+    versions = dict(line.split("=", 1) for line in (REPO / "tests" / "simcluster" / "versions.env").read_text()
+                    .splitlines() if "=" in line and not line.startswith("#"))
+    digest = hashlib.sha256((REPO / "tests" / "simcluster" / "oci-registry" / "main.go").read_bytes()).hexdigest()
+    binary = CACHE / "bin" / f"oci-registry-{versions['OCI_REGISTRY_VERSION']}-{digest[:12]}"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    creds = tmp_path / "registry-credentials"
+    password = "FAKEregistrypass" + uuid.uuid4().hex[:12]
+    creds.write_text("chartbot:" + password)
+    creds.chmod(0o600)
+    log = tmp_path / "registry.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(binary), "-listen", f"127.0.0.1:{port}", "-credentials", str(creds)],
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        def answering():
+            with socket.socket() as sock:
+                sock.settimeout(0.3)
+                return sock.connect_ex(("127.0.0.1", port)) == 0
+        wait_until("the OCI registry to listen", answering, timeout=30, interval=0.2)
+        yield OciRegistry(f"127.0.0.1:{port}", "chartbot", password, log)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,3 +206,36 @@ def lws_named(sim, namespace: str) -> dict:
 
 def cleanup_namespace(sim, namespace: str) -> None:
     sim.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False, timeout=180)
+
+
+class CmdlineScanner:
+    """Samples every process's argv while the playbook runs (a key on a command line is visible to all users)."""
+
+    def __init__(self, needles):
+        self.needles = [n.encode() for n in needles]
+        self.hits = []
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                try:
+                    argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if any(n in argv for n in self.needles):
+                    self.hits.append(argv.replace(b"\0", b" ")[:200])
+            self.samples += 1
+            self._stop.wait(0.1)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=10)

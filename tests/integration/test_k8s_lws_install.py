@@ -4,6 +4,7 @@ re-applied unless forced); a downgrade is refused before any change."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 from k8s_playbooks import REPO, run_playbook
@@ -55,8 +56,15 @@ def test_lws_install_four_passes(sim_cluster):
     # a forced apply (drift repair) applies; it may take over fields another installer set, and a second one
     # changes nothing
     force = dict(ev, lws_install_force_apply=True)
-    r = run_playbook(sim, "deploy-nim.yml", force, ngc_key="", tags="lws")
+    r = run_playbook(sim, "deploy-nim.yml", force, ngc_key="", tags="lws", verbosity=3)
     assert r.rc == 0 and "manifests not re-applied" not in r.out, r.out[-4000:]
+    # the re-applied webhook Secret holds the controller's TLS key; it never shows in the output
+    cert = sim.kubectl_json("get", "secret", "lws-webhook-server-cert", "-n", "lws-system")
+    assert cert.get("data", {}).get("tls.key"), "the LWS controller has not written its webhook key"
+    for value in cert["data"].values():
+        assert value not in r.out
+        assert base64.b64decode(value).decode(errors="replace")[40:120] not in r.out
+    assert "the objects are not printed, the webhook Secret holds a TLS key" in r.out
     repaired = lws_versions(sim)
     r = run_playbook(sim, "deploy-nim.yml", force, ngc_key="", tags="lws")
     assert r.rc == 0 and r.changed == 0, (r.recap, r.out[-4000:])

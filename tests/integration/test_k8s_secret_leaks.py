@@ -6,54 +6,19 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
-import threading
 import uuid
 from pathlib import Path
 
 import pytest
 
-from k8s_playbooks import FAKE_HF_TOKEN, cleanup_namespace, example_vars, run_playbook, sim_overrides
+from k8s_playbooks import FAKE_HF_TOKEN, CmdlineScanner, cleanup_namespace, example_vars, run_playbook, sim_overrides
 
 ROTATED_HF_TOKEN = "hf_FAKErotatedtoken11111111111111111"
 
 
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
-
-
-class CmdlineScanner:
-    """Samples every process's argv while the playbook runs (a key on a command line is visible to all users)."""
-
-    def __init__(self, needles):
-        self.needles = [n.encode() for n in needles]
-        self.hits = []
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            for pid in os.listdir("/proc"):
-                if not pid.isdigit():
-                    continue
-                try:
-                    argv = Path(f"/proc/{pid}/cmdline").read_bytes()
-                except OSError:
-                    continue
-                if any(n in argv for n in self.needles):
-                    self.hits.append(argv.replace(b"\0", b" ")[:200])
-            self.samples += 1
-            self._stop.wait(0.1)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -108,6 +73,16 @@ def test_planted_credentials_never_leak(sim_cluster, namespace):
     rendered.append(json.dumps(sim.kubectl_json("get", "leaderworkersets,statefulsets,pods", "-n", namespace)))
     charts = Path.home() / ".cache" / "nimops" / "charts"
     rendered += [f.read_bytes().decode("latin-1") for f in charts.rglob("*") if f.is_file()]
+
+    # teardown, Secrets included, at -vvvv: the deleted Secrets' data shows nowhere either
+    down = {"nim_namespace": namespace, "nim_release": extravars["nim_release"], "nim_helm_binary": sim.helm,
+            "nim_delete_secrets": True}
+    with CmdlineScanner(needles) as scan:
+        r = run_playbook(sim, "teardown-nim.yml", down, diff=True, verbosity=4, ngc_key=ngc_key)
+    assert r.rc == 0, r.out[-4000:]
+    assert scan.hits == []
+    outputs.append(r.out)
+    assert sim.kubectl("get", "secret", "ngc-api", "-n", namespace, check=False).returncode != 0
 
     for text in outputs + rendered:
         for needle in needles:

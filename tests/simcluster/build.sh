@@ -97,15 +97,33 @@ helm_ldflags() {
   printf '%s' "$ldf"
 }
 
+# The OCI chart tests' registry: go-containerregistry's registry behind basic auth (oci-registry/main.go); the cache
+# key carries the source's hash, so an edit rebuilds it.
+build_oci_registry() {
+  local v sum d
+  sum=$(sha256sum "$here/oci-registry/main.go" | cut -c1-12)
+  v=$OCI_REGISTRY_VERSION-$sum
+  if have oci-registry "$v"; then log "oci-registry $v cached"; return; fi
+  d=$work/oci-registry-$v
+  rm -rf "$d" && mkdir -p "$d" && cp "$here/oci-registry/main.go" "$d/" && cd "$d"
+  go mod init simcluster.local/oci-registry >/dev/null 2>&1
+  go mod edit -require="github.com/google/go-containerregistry@$OCI_REGISTRY_VERSION"
+  go mod tidy
+  log "building oci-registry $v"
+  go build -trimpath -ldflags "-s -w" -o "$bindir/oci-registry-$v.tmp" .
+  mv "$bindir/oci-registry-$v.tmp" "$bindir/oci-registry-$v"
+}
+
 want=${*:-all}
 for c in $want; do
   case $c in
-    all) set -- kube etcd kwok lws helm; for x in "$@"; do "$0" "$x"; done; exit 0 ;;
+    all) set -- kube etcd kwok lws helm oci-registry; for x in "$@"; do "$0" "$x"; done; exit 0 ;;
     kube) build_kube ;;
     etcd) build_wrapped etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3 "-s -w" ;;
     kwok) install_plain kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok "-s -w" ;;
     lws) build_wrapped lws-manager "$LWS_VERSION" sigs.k8s.io/lws sigs.k8s.io/lws/cmd "-s -w -X sigs.k8s.io/lws/pkg/version.GitVersion=$LWS_VERSION" ;;
     helm) install_plain helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "$(helm_ldflags)" ;;
+    oci-registry) build_oci_registry ;;
     *) echo "unknown component: $c" >&2; exit 2 ;;
   esac
 done
