@@ -110,6 +110,12 @@ def acquire(client, namespace, release, holder, run_id, ttl, check_mode=False, n
         else:
             _write("update Lease", lambda: client.replace(resource, new, name=lease_name(release),
                                                           namespace=namespace, _request_timeout=_k8s.REQUEST_TIMEOUT))
+    except NotFoundError:
+        if lease is not None:  # the lease went away between our read and our write: start over
+            return acquire(client, namespace, release, holder, run_id, ttl, check_mode)
+        # no namespace (a teardown of a release that was never deployed): nothing there to protect
+        return {"state": "no_namespace", "lease": lease_name(release),
+                "msg": "namespace %s does not exist: no lock needed" % namespace}
     except ConflictError:
         # another run created or took it between our read and our write
         lease = _k8s.get(client, LEASE_API, "Lease", lease_name(release), namespace)

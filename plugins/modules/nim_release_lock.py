@@ -71,7 +71,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 state:
-  description: C(free) (taken), C(ours) (renewed), C(expired) (taken over) before this call.
+  description: C(free) (taken), C(ours) (renewed), C(expired) (taken over) before this call, or C(no_namespace)
+    (the namespace does not exist, so there is nothing to lock).
   returned: state is present
   type: str
 taken_over_from:
@@ -114,7 +115,7 @@ def run(module):
     result = _lease.acquire(client, p["namespace"], p["release"], holder, p["run_id"], p["ttl"], module.check_mode)
     if result.get("taken_over_from"):
         module.warn(result["msg"])
-    return dict(result, changed=result["state"] != "ours", holder=holder)
+    return dict(result, changed=result["state"] in ("free", "expired"), holder=holder)
 
 
 def main():

@@ -132,3 +132,13 @@ def test_teardown_deletes_only_the_secrets_no_other_release_uses(sim_cluster, na
     teardown("rel-b")
     left = {s["metadata"]["name"] for s in sim.kubectl_json("get", "secrets", "-n", namespace)["items"]}
     assert not left & set(secrets), left
+
+
+def test_teardown_of_a_release_never_deployed_changes_nothing(sim_cluster):
+    """No namespace, no release: teardown has nothing to lock or remove, and says so without failing."""
+    sim = sim_cluster
+    namespace = f"never-{uuid.uuid4().hex[:8]}"
+    down = {"nim_namespace": namespace, "nim_release": "ghost", "nim_helm_binary": sim.helm, "nim_delete_secrets": True}
+    r = run_playbook(sim, "teardown-nim.yml", down)
+    assert r.rc == 0 and r.changed == 0, (r.recap, r.out[-3000:])
+    assert sim.kubectl("get", "namespace", namespace, check=False).returncode != 0

@@ -95,7 +95,8 @@ def test_oci_registry_password_over_http_refused_unless_allowed(sim_cluster, oci
     sim, reg = sim_cluster, oci_registry
     r = run_playbook(sim, "deploy-nim.yml", oci_vars(sim, namespace, reg, allow_http_credentials=False))
     assert r.rc != 0, r.out[-3000:]
-    assert "[http_credentials] The OCI registry %s is plain HTTP" % reg.host in r.failure_message(), r.out[-3000:]
+    msg = r.failure_message()
+    assert "[chart_repo_insecure_credentials] The OCI registry %s is plain HTTP" % reg.host in msg, r.out[-3000:]
     assert reg.requests() == []
     assert resource_versions(sim, namespace) == {}
 
