@@ -22,8 +22,12 @@ RUN_ANNOTATION = "nimops.multinode/run-id"
 
 try:
     from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
-except ImportError:  # the module reports the missing library first
-    ConflictError = NotFoundError = Exception
+except ImportError:  # the module reports the missing library first; these stand in so this file imports
+    class ConflictError(Exception):
+        pass
+
+    class NotFoundError(Exception):
+        pass
 
 
 def lease_name(release):

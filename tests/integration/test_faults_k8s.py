@@ -7,6 +7,7 @@ Faults that would disturb other tests (the API server, the LWS controller) run o
 
 from __future__ import annotations
 
+import calendar
 import getpass
 import json
 import re
@@ -185,7 +186,9 @@ def test_upgrade_killed_mid_helm_recovers_on_rerun(sim_cluster, namespace):
     takes the lock over, rolls the release back to its last deployed revision and converges, with no manual step."""
     sim = sim_cluster
     extravars, kept = first_deploy(sim, namespace)
-    extravars.update(nim_helm_timeout="20s", nim_lock_ttl=30)
+    # The lock's TTL leaves the re-run below a wide margin to reach the lock before the dead run's lease runs out
+    # (it is renewed every 30 s, so it runs out 60-90 s after the kill), on a loaded machine too.
+    extravars.update(nim_helm_timeout="20s", nim_lock_ttl=90)
     # A LoadBalancer Service never gets an address here, so helm --atomic waits on it: a wide, certain window.
     hanging = dict(extravars, nim_extra_values={"service": {"type": "LoadBalancer"}})
     play = BackgroundPlay(sim, "deploy-nim.yml", hanging)
@@ -203,7 +206,10 @@ def test_upgrade_killed_mid_helm_recovers_on_rerun(sim_cluster, namespace):
     assert helm_status(sim, namespace) == "pending-upgrade"
 
     # past the lock's TTL (the dead run no longer renews it) and past the helm timeout
-    time.sleep(max(0.0, 32 - (time.monotonic() - killed_at)))
+    lease = sim.kubectl_json("get", "lease", "nimops-lock-" + RELEASE, "-n", namespace)["spec"]
+    expires = calendar.timegm(time.strptime(lease["renewTime"][:19], "%Y-%m-%dT%H:%M:%S")) + lease["leaseDurationSeconds"]
+    assert expires - time.time() < 95, lease
+    time.sleep(max(0.0, expires + 1 - time.time(), 21 - (time.monotonic() - killed_at)))
     r = run_playbook(sim, "deploy-nim.yml", extravars)
     assert r.rc == 0, r.out[-4000:]
     assert "took over the lock of %s/%s left by %s" % (namespace, RELEASE, holder) in r.out, r.out[-4000:]
