@@ -27,7 +27,8 @@ RENEWER = "ansible_collections.nimops.multinode.plugins.plugin_utils.lease_renew
 
 def run_identity():
     pid = os.getppid()
-    return pid, process_start(pid), "%s/%d/%s" % (socket.gethostname(), pid, process_start(pid))
+    start = process_start(pid)
+    return pid, start, "%s/%d/%s" % (socket.gethostname(), pid, start)
 
 
 def start_renewer(args, run_id, run_pid, run_start):
