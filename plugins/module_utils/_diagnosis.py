@@ -89,6 +89,14 @@ REMEDIATION = {
                            "on fewer (or more) machines than the model needs. The chart generation maps "
                            "multiNode.workers differently (nim-llm 1.x counts the leader in it): check 'helm get "
                            "manifest', and pin a chart whose values interface the collection renders.",
+    "headless_service_conflict": "LWS names its headless Service (the DNS name workers reach the leader at) after "
+                                 "the LeaderWorkerSet and does not create it while another Service has that name. "
+                                 "Rename or delete the other Service (a chart that names its client Service like "
+                                 "its LeaderWorkerSet: set a different service name or fullnameOverride); the LWS "
+                                 "controller then creates the headless one.",
+    "scheduling_gated": "The pod waits for its scheduling gates to be removed, usually by a queueing system (Kueue, "
+                        "a gang scheduler) that admits the whole group once quota or capacity allows: check that "
+                        "system's queue for this release (e.g. 'kubectl get workloads -n <namespace>').",
     "pvc_missing": "Create the model cache PVC (nimops.multinode.nim_storage role) or fix persistence.existingClaim.",
     "pvc_unbound": "The model cache PVC is not Bound: check its storage class provisioner and "
                    "'kubectl describe pvc'.",
@@ -180,7 +188,9 @@ def control_plane_causes(snap, waited):
                              ["crd/leaderworkersets.leaderworkerset.x-k8s.io"],
                              _grace_over("lws_crd_not_established", waited)))
     if ctrl is None:
-        causes.append(_cause("lws_controller_missing", "LWS controller Deployment lws-controller-manager not found",
+        causes.append(_cause("lws_controller_missing", "LWS controller Deployment not found in %s (neither "
+                             "lws-controller-manager nor one labelled app.kubernetes.io/name=lws, "
+                             "control-plane=controller-manager)" % snap.get("controller_namespace", "lws-system"),
                              ["deployment/lws-controller-manager"], True))
     elif not condition_true(ctrl, "Available"):
         causes.append(_cause("lws_controller_unavailable", "LWS controller Deployment %s is not Available "
@@ -264,6 +274,12 @@ def _pull_causes(snap, pod, summary):
 
 def _schedule_causes(snap, pod, summary):
     cond = condition(pod, "PodScheduled")
+    gates = [g.get("name") for g in (pod.get("spec") or {}).get("schedulingGates") or []]
+    if gates or (cond or {}).get("reason") == "SchedulingGated":
+        # Held back from the scheduler until something (a queue admitting the whole group) lifts the gates: a
+        # state to name, not a failure; the group may be admitted later.
+        return [_cause("scheduling_gated", "pod %s is held back from scheduling by %s" % (
+            summary["name"], ", ".join(gates) if gates else "scheduling gates"), ["pod/" + summary["name"]], False)]
     if not cond or cond.get("status") != "False" or cond.get("reason") != "Unschedulable":
         return []
     message = cond.get("message") or ""
@@ -397,15 +413,24 @@ def _dedupe(causes):
 
 
 def shape_causes(snap, expected_size=None):
-    """The LeaderWorkerSet itself cannot give the planned release: groups of another size than the planned nodes
-    (a chart that maps multiNode.workers otherwise). Waiting does not change that."""
+    """The LeaderWorkerSet itself cannot give the planned release, and waiting does not change that: groups of
+    another size than the planned nodes (a chart that maps multiNode.workers otherwise), or a Service that is not
+    headless holding the LeaderWorkerSet's name, so the leader's DNS name never resolves for the workers."""
     lws = snap["lws"]
     _replicas, size = lws_shape(lws)
-    if lws is None or not expected_size or size == int(expected_size):
-        return []
     name = lws["metadata"]["name"]
-    return [_cause("group_size_mismatch", "LeaderWorkerSet %s has groups of %d pod(s) but the plan needs %d nodes "
-                   "per group" % (name, size, int(expected_size)), ["leaderworkerset/" + name], True)]
+    causes = []
+    if expected_size and size != int(expected_size):
+        causes.append(_cause("group_size_mismatch", "LeaderWorkerSet %s has groups of %d pod(s) but the plan needs "
+                             "%d nodes per group" % (name, size, int(expected_size)), ["leaderworkerset/" + name],
+                             True))
+    clash = next((svc for svc in snap["services"] if (svc.get("metadata") or {}).get("name") == name), None)
+    if size > 1 and clash is not None and (clash.get("spec") or {}).get("clusterIP") != "None":
+        causes.append(_cause("headless_service_conflict", "Service %s/%s (type %s) has the LeaderWorkerSet's name, "
+                             "so LWS has no headless Service for it: the workers cannot resolve the leader at %s-0.%s"
+                             % (snap["namespace"], name, (clash.get("spec") or {}).get("type", "ClusterIP"), name,
+                                name), ["service/" + name], True))
+    return causes
 
 
 def find_causes(snap, waited, expected_size=None):

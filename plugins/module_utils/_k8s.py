@@ -43,6 +43,8 @@ RETRY_DELAYS = (1, 2, 4)
 LWS_CRD = "leaderworkersets.leaderworkerset.x-k8s.io"
 LWS_API = "leaderworkerset.x-k8s.io/v1"
 CONTROLLER = "lws-controller-manager"
+# The labels LWS's release manifests and its Helm chart both give the controller Deployment, whatever its name.
+CONTROLLER_SELECTOR = "app.kubernetes.io/name=lws,control-plane=controller-manager"
 
 
 class K8sError(NimOpsError):
@@ -186,6 +188,16 @@ def watch_pods(client, namespace, label_selector, seconds, resource_version=None
     return seen
 
 
+def find_controller(client, namespace):
+    """The LWS controller Deployment: by its release-manifest name, else by its labels (a Helm install names it
+    after its release); None when neither finds one."""
+    found = get(client, "apps/v1", "Deployment", CONTROLLER, namespace)
+    if found is None:
+        labelled = list_items(client, "apps/v1", "Deployment", namespace, CONTROLLER_SELECTOR)
+        found = min(labelled, key=lambda d: d["metadata"]["name"]) if labelled else None
+    return found
+
+
 def snapshot(client, name, namespace, controller_namespace="lws-system", with_secrets=True, watch_seconds=0,
              resource_version=None):
     """Everything readiness and diagnosis look at, read once; with ``resource_version`` (where the previous
@@ -198,8 +210,9 @@ def snapshot(client, name, namespace, controller_namespace="lws-system", with_se
                               resource_version)
     snap = empty_snapshot(name, namespace, datetime.datetime.now(datetime.timezone.utc))
     snap["observed_pods"] = observed
+    snap["controller_namespace"] = controller_namespace
     snap["crd"] = crd
-    snap["controller"] = get(client, "apps/v1", "Deployment", CONTROLLER, controller_namespace)
+    snap["controller"] = find_controller(client, controller_namespace)
     if snap["crd"] is None:
         return snap
     snap["lws"] = get(client, LWS_API, "LeaderWorkerSet", name, namespace)

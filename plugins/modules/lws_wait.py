@@ -17,7 +17,9 @@ description:
     crash-looping pod (with its termination message; JSON logging, missing Ray address, Ray join failures
     recognised), image pull failure or bad pull secret, Pending for lack of C(nvidia.com/gpu), PVC missing,
     unbound or not ReadWriteMany, LWS CRD or controller missing, controller not reconciling,
-    C(LWS_LEADER_ADDRESS) not injected, probes restarting pods during the model download.
+    C(LWS_LEADER_ADDRESS) not injected, probes restarting pods during the model download, a Service holding the
+    LeaderWorkerSet's name (LWS then creates no headless Service and workers cannot resolve the leader), groups of
+    another size than O(expected_size).
   - Returns the service endpoint of the release.
   - The waiting loop runs in the action plugin of the same name; each poll runs this module once.
 author:
@@ -49,7 +51,10 @@ options:
     description: Helm release name, to find the LeaderWorkerSet and the release's Service. Defaults to O(name).
     type: str
   controller_namespace:
-    description: Namespace of the LWS controller Deployment C(lws-controller-manager).
+    description:
+      - Namespace of the LWS controller Deployment, found by its name C(lws-controller-manager) or, when LWS was
+        installed with its Helm chart under another release name, by its labels C(app.kubernetes.io/name=lws) and
+        C(control-plane=controller-manager).
     type: str
     default: lws-system
   timeout:

@@ -7,7 +7,6 @@ Faults that would disturb other tests (the API server, the LWS controller) run o
 
 from __future__ import annotations
 
-import calendar
 import getpass
 import json
 import re
@@ -154,7 +153,7 @@ def test_helm_failure_leaves_previous_release_intact(sim_cluster, namespace):
     lws_before = lws_named(sim, namespace)
     pods_before = {p["metadata"]["name"]: p["metadata"]["uid"]
                    for p in sim.kubectl_json("get", "pods", "-n", namespace)["items"]}
-    service_before = sim.kubectl_json("get", "service", LWS, "-n", namespace)
+    service_before = sim.kubectl_json("get", "service", LWS + "-openai", "-n", namespace)
     bad = dict(extravars, nim_extra_values={"service": {"labels": {"not a valid/label key!": "x"}}})
     r = run_playbook(sim, "deploy-nim.yml", bad)
     assert r.rc != 0, r.out[-4000:]
@@ -169,7 +168,7 @@ def test_helm_failure_leaves_previous_release_intact(sim_cluster, namespace):
     values = subprocess.run([sim.helm, "get", "values", RELEASE, "-n", namespace, "-o", "json",
                              f"--kubeconfig={sim.kubeconfig}"], capture_output=True, text=True, check=True).stdout
     assert "not a valid" not in values
-    service_after = sim.kubectl_json("get", "service", LWS, "-n", namespace)
+    service_after = sim.kubectl_json("get", "service", LWS + "-openai", "-n", namespace)
     assert service_after["metadata"]["labels"] == service_before["metadata"]["labels"]
     assert_converged(sim, namespace, extravars, kept)
 
@@ -186,8 +185,8 @@ def test_upgrade_killed_mid_helm_recovers_on_rerun(sim_cluster, namespace):
     takes the lock over, rolls the release back to its last deployed revision and converges, with no manual step."""
     sim = sim_cluster
     extravars, kept = first_deploy(sim, namespace)
-    # The lock's TTL leaves the re-run below a wide margin to reach the lock before the dead run's lease runs out
-    # (it is renewed every 30 s, so it runs out 60-90 s after the kill), on a loaded machine too.
+    # The lock's TTL leaves the immediate re-run below a wide margin to reach the lock before the dead run's lease
+    # would run out (it is renewed every 30 s, so 60-90 s after the kill), on a loaded machine too.
     extravars.update(nim_helm_timeout="20s", nim_lock_ttl=90)
     # A LoadBalancer Service never gets an address here, so helm --atomic waits on it: a wide, certain window.
     hanging = dict(extravars, nim_extra_values={"service": {"type": "LoadBalancer"}})
@@ -197,7 +196,8 @@ def test_upgrade_killed_mid_helm_recovers_on_rerun(sim_cluster, namespace):
     play.kill()
     killed_at = time.monotonic()
     assert helm_status(sim, namespace) == "pending-upgrade"
-    holder = sim.kubectl_json("get", "lease", "nimops-lock-" + RELEASE, "-n", namespace)["spec"]["holderIdentity"]
+    lease = sim.kubectl_json("get", "lease", "nimops-lock-" + RELEASE, "-n", namespace)["spec"]
+    holder, renewed_at_kill = lease["holderIdentity"], lease["renewTime"]
 
     r = run_playbook(sim, "deploy-nim.yml", extravars)
     assert r.rc != 0, r.out[-4000:]
@@ -205,11 +205,16 @@ def test_upgrade_killed_mid_helm_recovers_on_rerun(sim_cluster, namespace):
     assert "[release_locked]" in msg and holder in msg, msg
     assert helm_status(sim, namespace) == "pending-upgrade"
 
-    # past the lock's TTL (the dead run no longer renews it) and past the helm timeout
+    # The dead run renews its lease no more: a renewal interval (TTL/3) after the kill, the lease is as it was left.
+    time.sleep(max(0.0, 32 - (time.monotonic() - killed_at)))
     lease = sim.kubectl_json("get", "lease", "nimops-lock-" + RELEASE, "-n", namespace)["spec"]
-    expires = calendar.timegm(time.strptime(lease["renewTime"][:19], "%Y-%m-%dT%H:%M:%S")) + lease["leaseDurationSeconds"]
-    assert expires - time.time() < 95, lease
-    time.sleep(max(0.0, expires + 1 - time.time(), 21 - (time.monotonic() - killed_at)))
+    assert lease["renewTime"] == renewed_at_kill, lease
+    # Rather than sleep out the rest of the TTL, date the last renewal back past it (nothing else reads the lease),
+    # and let the helm timeout (20 s) pass since the kill.
+    aged = time.time() - lease["leaseDurationSeconds"] - 2
+    sim.kubectl("patch", "lease", "nimops-lock-" + RELEASE, "-n", namespace, "--type", "merge", "-p",
+                json.dumps({"spec": {"renewTime": time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(aged))}}))
+    time.sleep(max(0.0, 21 - (time.monotonic() - killed_at)))
     r = run_playbook(sim, "deploy-nim.yml", extravars)
     assert r.rc == 0, r.out[-4000:]
     assert "took over the lock of %s/%s left by %s" % (namespace, RELEASE, holder) in r.out, r.out[-4000:]
@@ -219,7 +224,7 @@ def test_upgrade_killed_mid_helm_recovers_on_rerun(sim_cluster, namespace):
     # the rollback restored exactly the values this run wants, so helm had nothing left to upgrade
     assert [h["status"] for h in history] == ["superseded", "pending-upgrade", "deployed"], history
     assert "Rollback to 1" in history[-1]["description"], history
-    assert sim.kubectl_json("get", "service", LWS, "-n", namespace)["spec"]["type"] == "ClusterIP"
+    assert sim.kubectl_json("get", "service", LWS + "-openai", "-n", namespace)["spec"]["type"] == "ClusterIP"
     assert sim.kubectl("get", "lease", "nimops-lock-" + RELEASE, "-n", namespace, check=False).returncode != 0
     assert_converged(sim, namespace, extravars, kept, interrupted=(2,))
 

@@ -98,20 +98,24 @@ class BoundedClient(threading.Thread):
         self.backend_sets: set = set()
         self.sent = 0
         self.ended_by = ""
+        self.in_flight = None  # the backend being asked ("choosing" while picking one), None between requests
 
     def run(self) -> None:
         deadline = time.monotonic() + self.max_seconds
         while not self.stop.is_set() and self.sent < self.max_requests and time.monotonic() < deadline:
+            self.in_flight = "choosing"  # from here until the answer, the request may go to any listed backend
             backends = sorted(line.strip() for line in self.members.read_text().splitlines()
                               if line.strip() and not line.startswith("#"))
             self.backend_sets.add(tuple(backends))
             if not backends:
                 self.failures.append(("-", "no backend in service"))
+                self.in_flight = None
                 time.sleep(0.5)
                 continue
             backend = backends[self.sent % len(backends)]
             self.sent += 1
             assert backend.startswith("10.77.6."), backend  # only the private simulated hosts are contacted
+            self.in_flight = backend
             try:
                 r = requests.post(f"http://{backend}/v1/completions", timeout=30, headers=AUTH,
                                   json={"model": "tiny", "prompt": "fleet", "max_tokens": 3, "temperature": 0})
@@ -121,6 +125,7 @@ class BoundedClient(threading.Thread):
                     self.failures.append((backend, f"{r.status_code} {r.text[:200]}"))
             except requests.RequestException as exc:
                 self.failures.append((backend, repr(exc)[:200]))
+            self.in_flight = None
             time.sleep(0.4)
         self.ended_by = "stop" if self.stop.is_set() else "bound"
 
@@ -248,7 +253,9 @@ def test_rerun_changes_nothing(fleet):
 
 def rollout_cutting_link(fleet, max_len: int, in_service: list, host: str):
     """Roll out max_len while the bounded client runs; cut host's link once the membership file lists exactly
-    in_service. Returns the play result, the client's counts and when the link was cut (None: never)."""
+    in_service and the client has no request in flight to a backend that left it (a request sent just before the
+    drain is still answered by the drained replica; losing the host under it would fail it whatever the
+    rollout does). Returns the play result, the client's counts and when the link was cut (None: never)."""
     client = BoundedClient(fleet["members"])
     client.start()
     proc_out = {}
@@ -257,7 +264,7 @@ def rollout_cutting_link(fleet, max_len: int, in_service: list, host: str):
     cut_at = None
     deadline = time.monotonic() + 600
     while runner.is_alive() and time.monotonic() < deadline:
-        if fleet["members"].read_text().split() == in_service:
+        if fleet["members"].read_text().split() == in_service and client.in_flight in (None, *in_service):
             set_link(fleet["hosts"], host, up=False)
             cut_at = time.monotonic()
             break

@@ -41,7 +41,7 @@ def test_deploy_405b_four_passes_then_teardown_four_passes(sim_cluster, namespac
     assert "lws_wait [" in r.out
     assert "1/1 groups ready, 2/2 pods ready" in r.out
     assert "1/1 groups ready, 2/2 pods ready; holding for 10s before reporting ready" in r.out
-    assert f"endpoint: http://llama-405b-nim-llm.{namespace}.svc.cluster.local:8000" in r.out
+    assert f"endpoint: http://llama-405b-nim-llm-openai.{namespace}.svc.cluster.local:8000" in r.out
     lws = lws_named(sim, namespace)
     assert {c["type"]: c["status"] for c in lws["status"]["conditions"]}["Available"] == "True"
     pods = sim.kubectl_json("get", "pods", "-n", namespace)["items"]

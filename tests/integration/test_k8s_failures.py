@@ -102,6 +102,60 @@ def test_never_ready_times_out_naming_the_pod(sim_cluster, namespace):
     assert "groups ready, 2/2 pods ready; endpoint" not in r.out
 
 
+def test_service_holding_the_lws_name_is_never_ready(sim_cluster, namespace):
+    """A Service that is not headless holds the LeaderWorkerSet's name (made beforehand here; a chart that names its
+    client Service like its LWS does the same): the LWS controller then creates no headless Service, so the workers
+    could never resolve the leader. The pods on this bed turn Ready all the same; the wait names the clash."""
+    sim = sim_cluster
+    sim.kubectl("create", "namespace", namespace)
+    sim.kubectl("-n", namespace, "create", "service", "clusterip", "llama-405b-nim-llm", "--tcp=8000:8000")
+    r = run_playbook(sim, "deploy-nim.yml", deploy_vars(sim, namespace))
+    assert r.rc != 0 and r.recap["failed"] == 1, r.out[-4000:]
+    msg = r.failure_message()
+    assert "[headless_service_conflict] Service %s/llama-405b-nim-llm (type ClusterIP) has the LeaderWorkerSet's " \
+           "name" % namespace in msg, msg
+    assert "groups ready, 2/2 pods ready; endpoint" not in r.out
+    assert waited(msg) <= 30, msg
+    # the real LWS controller did leave its headless Service out
+    services = sim.kubectl_json("get", "services", "-n", namespace)["items"]
+    assert [(s["metadata"]["name"], s["spec"]["clusterIP"] == "None") for s in services] == [
+        ("llama-405b-nim-llm", False), ("llama-405b-nim-llm-openai", False)], services
+
+
+def test_deploy_creates_the_headless_service_the_workers_resolve(sim_cluster, namespace):
+    """Without a clash, the LWS controller's headless Service exists under the LeaderWorkerSet's name and selects
+    the group's pods: the DNS name in LWS_LEADER_ADDRESS has a record to resolve to."""
+    sim = sim_cluster
+    r = run_playbook(sim, "deploy-nim.yml", deploy_vars(sim, namespace))
+    assert r.rc == 0, r.out[-4000:]
+    headless = sim.kubectl_json("get", "service", "llama-405b-nim-llm", "-n", namespace)
+    assert headless["spec"]["clusterIP"] == "None", headless
+    assert headless["spec"]["selector"] == {"leaderworkerset.sigs.k8s.io/name": "llama-405b-nim-llm"}, headless
+    leader = sim.kubectl_json("get", "pod", "llama-405b-nim-llm-0", "-n", namespace)
+    env = {e["name"]: e.get("value") for c in leader["spec"]["containers"] for e in c.get("env") or []}
+    assert env.get("LWS_LEADER_ADDRESS", "").startswith("llama-405b-nim-llm-0.llama-405b-nim-llm."), env
+
+
+def test_group_shrunk_behind_the_collections_back_is_not_ready(sim_cluster, namespace):
+    """Someone edits the live LeaderWorkerSet to groups of one pod: its pods turn Ready, but a one-pod group cannot
+    hold the planned two nodes, so the next run's wait fails naming the size instead of reporting it ready."""
+    sim = sim_cluster
+    v = deploy_vars(sim, namespace)
+    r = run_playbook(sim, "deploy-nim.yml", v)
+    assert r.rc == 0, r.out[-4000:]
+    sim.kubectl("patch", "leaderworkerset", "llama-405b-nim-llm", "-n", namespace, "--type", "merge", "-p",
+                '{"spec": {"leaderWorkerTemplate": {"size": 1}}}')
+    wait_until("LWS to bring up groups of one pod", lambda: [
+        p["metadata"]["name"] for p in sim.kubectl_json("get", "pods", "-n", namespace)["items"]
+        if p["status"].get("phase") == "Running"] == ["llama-405b-nim-llm-0"], timeout=120, interval=1)
+    r = run_playbook(sim, "deploy-nim.yml", v)
+    assert r.rc != 0, r.out[-4000:]
+    msg = r.failure_message()
+    assert "[group_size_mismatch] LeaderWorkerSet llama-405b-nim-llm has groups of 1 pod(s) but the plan needs 2 " \
+           "nodes per group" in msg, msg
+    assert "groups ready, 1/1 pods ready; endpoint" not in r.out
+
+
 def test_rwo_existing_claim_refused_before_any_change(sim_cluster, namespace):
     sim = sim_cluster
     sim.kubectl("create", "namespace", namespace)

@@ -23,8 +23,7 @@ def snap_ready_since(*seconds_ago):
     s = dg.empty_snapshot("nim-llm", "nim", o.NOW)
     s.update(crd=o.crd(), controller=o.controller(), lws=o.lws(size=len(seconds_ago)), pods=pods, pvcs=[o.pvc()],
              secrets={"ngc-api": ["NGC_API_KEY"], "nvcr-imagepull": [".dockerconfigjson"]},
-             services=[o.service("nim-llm", {"leaderworkerset.sigs.k8s.io/name": "nim-llm",
-                                             "leaderworkerset.sigs.k8s.io/worker-index": "0"})])
+             services=o.release_services())
     return s
 
 

@@ -110,6 +110,16 @@ def unschedulable(p, message, since=20):
     return p
 
 
+def gated(p, *gates):
+    p = copy.deepcopy(p)
+    p["spec"]["nodeName"] = None
+    p["spec"]["schedulingGates"] = [{"name": g} for g in gates]
+    p["status"] = {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "SchedulingGated",
+         "message": "Scheduling is blocked due to non-empty scheduling gates", "lastTransitionTime": ts(300)}]}
+    return p
+
+
 def pvc(name="nim-model-cache", modes=("ReadWriteMany",), phase="Bound", age=60, storage_class="kwok-volume"):
     return {"metadata": {"name": name, "namespace": "nim", "creationTimestamp": ts(age)},
             "spec": {"accessModes": list(modes), "storageClassName": storage_class,
@@ -126,3 +136,10 @@ def service(name, selector, headless=False, port=8000, port_name="http", release
     return {"metadata": {"name": name, "namespace": "nim", "labels": {"app.kubernetes.io/instance": release}},
             "spec": {"clusterIP": "None" if headless else "10.96.0.20", "selector": selector,
                      "ports": [{"name": port_name, "port": port}]}}
+
+
+def release_services(lws_name="nim-llm"):
+    """The headless Service LWS creates under the LeaderWorkerSet's name, and the chart's client Service."""
+    return [service(lws_name, {"leaderworkerset.sigs.k8s.io/name": lws_name}, headless=True),
+            service(lws_name + "-openai", {"leaderworkerset.sigs.k8s.io/name": lws_name,
+                                           "leaderworkerset.sigs.k8s.io/worker-index": "0"})]

@@ -9,6 +9,7 @@ import copy
 import pytest
 
 from ansible_collections.nimops.multinode.plugins.module_utils import _diagnosis as dg
+from ansible_collections.nimops.multinode.plugins.module_utils import _readiness as rd
 from ansible_collections.nimops.multinode.tests.unit.plugins.module_utils import k8s_objects as o
 
 
@@ -154,6 +155,45 @@ def test_groups_of_another_size_than_planned(size, expected, causes):
     if causes:
         assert found[0]["summary"] == "LeaderWorkerSet nim-llm has groups of 1 pod(s) but the plan needs 2 nodes " \
                                       "per group"
+
+
+@pytest.mark.parametrize("services,size,causes", [
+    # a chart that names its client Service like its LeaderWorkerSet: LWS never creates the headless one
+    ([o.service("nim-llm", {"leaderworkerset.sigs.k8s.io/worker-index": "0"})], 2,
+     [("headless_service_conflict", True)]),
+    (o.release_services(), 2, []),
+    ([], 2, []),  # the controller has not created its headless Service yet: nothing named
+    ([o.service("nim-llm", {"leaderworkerset.sigs.k8s.io/worker-index": "0"})], 1, []),  # no worker to resolve it
+])
+def test_service_holding_the_leaderworkersets_name(services, size, causes):
+    snap = snapshot(lws=o.lws(size=size), pods=o.group_pods(size=size))
+    snap["services"] = services
+    found = dg.find_causes(snap, waited=1)
+    assert codes(found) == causes
+    if causes:
+        assert found[0]["summary"] == "Service nim/nim-llm (type ClusterIP) has the LeaderWorkerSet's name, so LWS " \
+                                      "has no headless Service for it: the workers cannot resolve the leader at " \
+                                      "nim-llm-0.nim-llm"
+        assert found[0]["objects"] == ["service/nim-llm"]
+
+
+def test_name_clash_is_never_reported_ready():
+    """Every pod Ready and the LWS Available (as on a bed whose pods need no DNS): the clash still fails the wait."""
+    snap = snapshot(lws=o.lws(size=2), pods=o.group_pods(size=2))
+    snap["services"] = [o.service("nim-llm", {"leaderworkerset.sigs.k8s.io/worker-index": "0"})]
+    result = rd.evaluate(snap, 30, "nim-llm")
+    verdict, msg = rd.decide(result, 30, 1800, ready_for=60, settle=10)
+    assert verdict == "failed" and "[headless_service_conflict]" in msg, msg
+
+
+def test_gated_pods_are_a_named_state_not_a_failure():
+    pods = [o.gated(p, "kueue.x-k8s.io/admission") for p in o.group_pods(size=2)]
+    causes = dg.find_causes(snapshot(pods=pods), waited=300)
+    assert codes(causes, fatal_only=False) == [("scheduling_gated", False), ("scheduling_gated", False)]
+    assert causes[0]["summary"] == "pod nim-llm-0 is held back from scheduling by kueue.x-k8s.io/admission"
+    result = rd.evaluate(snapshot(pods=pods), 300, "nim-llm")
+    verdict, msg = rd.decide(result, 1800, 1800)
+    assert verdict == "failed" and msg.startswith("timed out after 1800s: ") and "[scheduling_gated]" in msg, msg
 
 
 def test_unbound_pvc_is_reported_by_claim_not_by_scheduler():

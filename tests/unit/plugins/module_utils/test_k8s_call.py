@@ -71,3 +71,50 @@ def test_every_request_has_a_client_side_timeout():
     _k8s.get(Client(), "v1", "Pod", "p", "ns")
     _k8s.list_items(Client(), "v1", "Pod", "ns")
     assert [p["_request_timeout"] for p in seen] == [_k8s.REQUEST_TIMEOUT, _k8s.REQUEST_TIMEOUT]
+
+
+class Deployments:
+    """A client that holds some Deployments in lws-system and answers get-by-name and list-by-labels as the API
+    does (404 for a missing name)."""
+
+    def __init__(self, *deployments):
+        self.items = list(deployments)
+
+    def resource(self, kind, api_version):
+        return kind
+
+    def get(self, resource, name=None, namespace=None, label_selector=None, _request_timeout=None):
+        from kubernetes.dynamic.exceptions import NotFoundError
+
+        class Answer(dict):
+            def to_dict(self):
+                return dict(self)
+        wanted = dict(pair.split("=") for pair in label_selector.split(",")) if label_selector else {}
+        found = [d for d in self.items if d["metadata"]["namespace"] == namespace
+                 and (name is None or d["metadata"]["name"] == name)
+                 and all(d["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())]
+        if name is not None:
+            if not found:
+                raise NotFoundError(ApiException(status=404, reason="Not Found"))
+            return Answer(found[0])
+        return Answer(items=found)
+
+
+def deployment(name, namespace="lws-system", labels=None):
+    return {"metadata": {"name": name, "namespace": namespace, "labels": labels or {}}}
+
+
+LWS_LABELS = {"app.kubernetes.io/name": "lws", "control-plane": "controller-manager"}
+
+
+@pytest.mark.parametrize("deployments,expected", [
+    ([deployment("lws-controller-manager", labels=LWS_LABELS)], "lws-controller-manager"),
+    # installed with LWS's Helm chart under another release name
+    ([deployment("other", labels={"app.kubernetes.io/name": "other"}),
+      deployment("my-lws-controller-manager", labels=LWS_LABELS)], "my-lws-controller-manager"),
+    ([deployment("my-lws-controller-manager", namespace="elsewhere", labels=LWS_LABELS)], None),
+    ([deployment("something-else")], None),
+])
+def test_lws_controller_found_by_name_or_labels(deployments, expected):
+    found = _k8s.find_controller(Deployments(*deployments), "lws-system")
+    assert (found or {}).get("metadata", {}).get("name") == expected

@@ -13,15 +13,14 @@ def snap(lws, pods, **kw):
     s = dg.empty_snapshot("nim-llm", "nim", o.NOW)
     s.update(crd=o.crd(), controller=o.controller(), lws=lws, pods=pods, pvcs=[o.pvc()],
              secrets={"ngc-api": ["NGC_API_KEY"], "nvcr-imagepull": [".dockerconfigjson"]},
-             services=[o.service("nim-llm", {"leaderworkerset.sigs.k8s.io/name": "nim-llm",
-                                             "leaderworkerset.sigs.k8s.io/worker-index": "0"})], **kw)
+             services=o.release_services(), **kw)
     return s
 
 
 def test_ready_with_endpoint():
     result = rd.evaluate(snap(o.lws(size=2), o.group_pods(size=2)), 30, "nim-llm")
     assert rd.decide(result, 30, 600) == (
-        "ready", "nim-llm: 1/1 groups ready, 2/2 pods ready; endpoint http://nim-llm.nim.svc.cluster.local:8000")
+        "ready", "nim-llm: 1/1 groups ready, 2/2 pods ready; endpoint http://nim-llm-openai.nim.svc.cluster.local:8000")
     assert result["causes"] == []
 
 

@@ -20,8 +20,7 @@ def release_snapshot(pods):
     s = dg.empty_snapshot("nim-llm", "nim", o.NOW)
     s.update(crd=o.crd(), controller=o.controller(), lws=o.lws(size=2, ready_replicas=0), pods=pods,
              pvcs=[o.pvc()], secrets={"ngc-api": ["NGC_API_KEY"], "nvcr-imagepull": [".dockerconfigjson"]},
-             services=[o.service("nim-llm", {"leaderworkerset.sigs.k8s.io/name": "nim-llm",
-                                             "leaderworkerset.sigs.k8s.io/worker-index": "0"})])
+             services=o.release_services())
     return s
 
 
@@ -63,5 +62,5 @@ def test_healthy_release_has_no_findings(cluster):
     assert result["findings"] == []
     assert result["healthy"] is True
     assert result["status"]["ready"] is True
-    assert result["status"]["endpoint"]["url"] == "http://nim-llm.nim.svc.cluster.local:8000"
+    assert result["status"]["endpoint"]["url"] == "http://nim-llm-openai.nim.svc.cluster.local:8000"
     assert "concerns" not in result["status"]
