@@ -30,8 +30,7 @@ FAULTS = ("crashloop", "imagepull", "neverready")
 CACHE = Path(os.environ.get("NIMOPS_CACHE") or Path.home() / ".cache" / "nimops")
 # The suites' own sim, beside the default one (offset 0, `make demo`/`make sim-up`), the bench's (5000) and the
 # extra sims below: no shifted port of one lands on a port of another.
-# NIMOPS_TEST_SIM_DIR / NIMOPS_TEST_SIM_PORT_OFFSET move it: scripts/integration.sh runs some files on a second
-# one (simcluster-tests-b, 3600) beside the first, and two checkouts can run their suites at once.
+# NIMOPS_TEST_SIM_DIR / NIMOPS_TEST_SIM_PORT_OFFSET move it, so that two checkouts can run their suites at once.
 TEST_SIM_ENV = {"NIMOPS_SIM_DIR": os.environ.get("NIMOPS_TEST_SIM_DIR") or str(CACHE / "simcluster-tests"),
                 "NIMOPS_SIM_PORT_OFFSET": os.environ.get("NIMOPS_TEST_SIM_PORT_OFFSET") or "3500"}
 
