@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.nimops.multinode.plugins.module_utils._values import VALUES_ARGSPEC, build_values
+from ansible_collections.nimops.multinode.plugins.module_utils._values import VALUES_ARGSPEC, build_values_for
 from ansible_collections.nimops.multinode.plugins.plugin_utils.pure_action import PureModuleAction
 
 
@@ -13,4 +13,4 @@ class ActionModule(PureModuleAction):
     argument_spec = VALUES_ARGSPEC
 
     def compute(self, params):
-        return build_values(**params)
+        return build_values_for(params)

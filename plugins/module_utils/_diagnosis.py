@@ -14,10 +14,14 @@ from __future__ import annotations
 import re
 
 from ansible_collections.nimops.multinode.plugins.module_utils._lws_status import (
+    CONTROLLER,
+    CONTROLLER_SELECTOR,
+    DEFAULT_CONTROLLER_NAMESPACE,
     LWS_NAME_LABEL,
     WORKER_INDEX_LABEL,
     condition,
     condition_true,
+    is_headless,
     lws_shape,
     pod_summary,
     seconds_since,
@@ -115,7 +119,7 @@ REMEDIATION = {
 def empty_snapshot(name, namespace, now):
     return {"name": name, "namespace": namespace, "now": now, "crd": None, "controller": None, "lws": None,
             "pods": [], "pvcs": [], "events": [], "secrets": None, "services": [], "observed_pods": [],
-            "resource_version": None}
+            "resource_version": None, "controller_namespace": DEFAULT_CONTROLLER_NAMESPACE}
 
 
 def _cause(code, summary, objects, fatal, detail=None):
@@ -188,10 +192,9 @@ def control_plane_causes(snap, waited):
                              ["crd/leaderworkersets.leaderworkerset.x-k8s.io"],
                              _grace_over("lws_crd_not_established", waited)))
     if ctrl is None:
-        causes.append(_cause("lws_controller_missing", "LWS controller Deployment not found in %s (neither "
-                             "lws-controller-manager nor one labelled app.kubernetes.io/name=lws, "
-                             "control-plane=controller-manager)" % snap.get("controller_namespace", "lws-system"),
-                             ["deployment/lws-controller-manager"], True))
+        causes.append(_cause("lws_controller_missing", "LWS controller Deployment not found in %s (neither %s nor "
+                             "one labelled %s)" % (snap["controller_namespace"], CONTROLLER, CONTROLLER_SELECTOR),
+                             ["deployment/" + CONTROLLER], True))
     elif not condition_true(ctrl, "Available"):
         causes.append(_cause("lws_controller_unavailable", "LWS controller Deployment %s is not Available "
                              "(%s/%s replicas available)" % (ctrl["metadata"]["name"],
@@ -412,6 +415,10 @@ def _dedupe(causes):
     return out
 
 
+# The causes shape_causes names: the LeaderWorkerSet cannot serve however Ready its pods are.
+SHAPE_CODES = ("group_size_mismatch", "headless_service_conflict")
+
+
 def shape_causes(snap, expected_size=None):
     """The LeaderWorkerSet itself cannot give the planned release, and waiting does not change that: groups of
     another size than the planned nodes (a chart that maps multiNode.workers otherwise), or a Service that is not
@@ -425,7 +432,7 @@ def shape_causes(snap, expected_size=None):
                              "%d nodes per group" % (name, size, int(expected_size)), ["leaderworkerset/" + name],
                              True))
     clash = next((svc for svc in snap["services"] if (svc.get("metadata") or {}).get("name") == name), None)
-    if size > 1 and clash is not None and (clash.get("spec") or {}).get("clusterIP") != "None":
+    if size > 1 and clash is not None and not is_headless(clash):
         causes.append(_cause("headless_service_conflict", "Service %s/%s (type %s) has the LeaderWorkerSet's name, "
                              "so LWS has no headless Service for it: the workers cannot resolve the leader at %s-0.%s"
                              % (snap["namespace"], name, (clash.get("spec") or {}).get("type", "ClusterIP"), name,

@@ -22,7 +22,8 @@ import time
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.nimops.multinode.plugins.module_utils._diagnosis import empty_snapshot
 from ansible_collections.nimops.multinode.plugins.module_utils._errors import NimOpsError
-from ansible_collections.nimops.multinode.plugins.module_utils._lws_status import LWS_NAME_LABEL
+from ansible_collections.nimops.multinode.plugins.module_utils._lws_status import (
+    CONTROLLER, CONTROLLER_SELECTOR, DEFAULT_CONTROLLER_NAMESPACE, LWS_NAME_LABEL)
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
@@ -42,9 +43,6 @@ RETRY_DELAYS = (1, 2, 4)
 
 LWS_CRD = "leaderworkersets.leaderworkerset.x-k8s.io"
 LWS_API = "leaderworkerset.x-k8s.io/v1"
-CONTROLLER = "lws-controller-manager"
-# The labels LWS's release manifests and its Helm chart both give the controller Deployment, whatever its name.
-CONTROLLER_SELECTOR = "app.kubernetes.io/name=lws,control-plane=controller-manager"
 
 
 class K8sError(NimOpsError):
@@ -198,7 +196,7 @@ def find_controller(client, namespace):
     return found
 
 
-def snapshot(client, name, namespace, controller_namespace="lws-system", with_secrets=True, watch_seconds=0,
+def snapshot(client, name, namespace, controller_namespace=DEFAULT_CONTROLLER_NAMESPACE, with_secrets=True, watch_seconds=0,
              resource_version=None):
     """Everything readiness and diagnosis look at, read once; with ``resource_version`` (where the previous
     snapshot's pod list ended), first every pod version since then, watched for ``watch_seconds``.

@@ -15,6 +15,11 @@ import datetime
 import re
 
 LWS_NAME_LABEL = "leaderworkerset.sigs.k8s.io/name"
+# The LWS controller Deployment: its name in LWS's release manifests, and the labels those manifests and LWS's Helm
+# chart both give it, whatever its name.
+CONTROLLER = "lws-controller-manager"
+CONTROLLER_SELECTOR = "app.kubernetes.io/name=lws,control-plane=controller-manager"
+DEFAULT_CONTROLLER_NAMESPACE = "lws-system"
 GROUP_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/group-index"
 WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
 SIZE_ANNOTATION = "leaderworkerset.sigs.k8s.io/size"
@@ -163,12 +168,19 @@ def lws_ready(lws, groups):
     return condition_true(lws, "Available")
 
 
-def progress_line(lws, groups):
+def progress_line(lws, groups, blocked=()):
+    """'<name>: 1/2 groups ready, 3/4 pods ready; group 1 waiting on: ...'. With ``blocked`` (codes of fatal causes),
+    groups whose pods are all Ready are not called ready: they cannot serve."""
     name = lws["metadata"]["name"]
     ready_groups = sum(1 for g in groups if g["ready"])
     total_pods = sum(1 + len(g["workers"]) for g in groups)
     ready_pods = sum(sum(1 for m in [g["leader"]] + g["workers"] if m["ready"]) for g in groups)
-    parts = ["%s: %d/%d groups ready, %d/%d pods ready" % (name, ready_groups, len(groups), ready_pods, total_pods)]
+    if blocked:
+        groups_text = "%d/%d groups with all pods Ready but not serving (%s)" % (
+            ready_groups, len(groups), ", ".join(sorted(set(blocked))))
+    else:
+        groups_text = "%d/%d groups ready" % (ready_groups, len(groups))
+    parts = ["%s: %s, %d/%d pods ready" % (name, groups_text, ready_pods, total_pods)]
     for g in groups:
         if g["ready"]:
             continue
@@ -177,13 +189,17 @@ def progress_line(lws, groups):
     return "; ".join(parts)
 
 
+def is_headless(service):
+    return (service.get("spec") or {}).get("clusterIP") == "None"
+
+
 def pick_endpoint(services, leader_labels, release=None):
     """The client-facing Service of the release: not headless, selecting the leader pod; prefer port 8000/http."""
     candidates = []
     for svc in services:
-        spec = svc.get("spec") or {}
-        if spec.get("clusterIP") == "None":
+        if is_headless(svc):
             continue
+        spec = svc.get("spec") or {}
         selector = spec.get("selector") or {}
         if not selector or any(leader_labels.get(k) != v for k, v in selector.items()):
             continue

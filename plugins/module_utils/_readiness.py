@@ -30,6 +30,11 @@ def evaluate(snap, elapsed, release, expected_size=None):
     else:
         result["progress"] = "%s: LeaderWorkerSet not found in %s" % (snap["name"], snap["namespace"])
     result["causes"] = _diagnosis.find_causes(snap, elapsed, expected_size)
+    shape = [c["code"] for c in result["causes"] if c["code"] in _diagnosis.SHAPE_CODES]
+    if shape and lws is not None:
+        # Ready pods in groups of the wrong size, or without a headless Service, are not a ready release.
+        result["ready"], result["ready_seconds"] = False, 0
+        result["progress"] = _lws_status.progress_line(lws, result["groups"], shape)
     if not result["ready"]:
         if lws is not None:
             result["concerns"] = _diagnosis.warnings(snap)

@@ -4,10 +4,12 @@
 # PRIVATE: this module_utils file is internal to nimops.multinode and may change without notice.
 """nim-llm Helm values for a multi-node release, and the multi-node rules they must obey.
 
-``build_values`` renders values from a few high-level options, deep-merges ``extra_values`` under them
-(unknown keys pass through untouched, since chart versions differ), then checks the merged result against
-every rule, so a rule cannot be bypassed through ``extra_values``. Secrets are referenced by Secret name
-only; anything that looks like a secret value is refused without being echoed.
+``build_values`` renders values from a few high-level options for the chart's multi-node generation (Ray-based
+2.x or MPI-based 1.x, see _chart_contract), deep-merges ``extra_values`` under them, then checks the merged result
+against every rule, so a rule cannot be bypassed through ``extra_values``. With the chart given, keys its
+values.yaml does not know and values its schema refuses are refused too (a chart ignores unknown keys silently).
+Secrets are referenced by Secret name only; anything that looks like a secret value is refused without being
+echoed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import copy
 import math
 import re
 
+from ansible_collections.nimops.multinode.plugins.module_utils._chart_contract import (
+    describe as describe_chart, detect_generation, read_chart, schema_problems, unknown_keys)
 from ansible_collections.nimops.multinode.plugins.module_utils._common_args import TOPOLOGY_ARGSPEC
 from ansible_collections.nimops.multinode.plugins.module_utils._errors import (
     CREDENTIAL_ENV_NAMES as _SECRET_ENV_NAMES, CREDENTIAL_RE as _SECRET_VALUE_RE, InputError, ValuesRuleError,
@@ -57,6 +61,7 @@ _OWNERS = (
     ("model.jsonLogging", "json_logging"),
     ("multiNode.enabled", "nodes"),
     ("multiNode.workers", "nodes"),
+    ("multiNode.gpusPerNode", "gpus_per_node"),
     ("multiNode.tensorParallelSize", "tensor_parallel_size"),
     ("multiNode.pipelineParallelSize", "pipeline_parallel_size"),
     ("multiNode.ray.port", "ray_port"),
@@ -196,7 +201,7 @@ def _conflicts(extra, rendered):
     return out
 
 
-def _refuse_conflict(path, given, rendered):
+def _refuse_conflict(path, given, rendered, generation):
     if path == "model.jsonLogging":
         raise ValuesRuleError(
             "json_logging", "extra_values sets model.jsonLogging to {0}".format(given),
@@ -208,10 +213,12 @@ def _refuse_conflict(path, given, rendered):
             "without it the chart deploys independent single-node pods that never form a Ray cluster",
             "remove multiNode.enabled from extra_values")
     if path == "multiNode.workers":
+        meaning = ("nodes - 1", "each replica is one leader plus its workers, so workers must be nodes - 1")
+        if generation == "mpi":
+            meaning = ("nodes", "the MPI-based chart counts the leader among its workers, so workers must be nodes")
         raise ValuesRuleError(
-            "workers", "extra_values sets multiNode.workers to {0} but nodes - 1 is {1}".format(given, rendered),
-            "each replica is one leader plus its workers, so workers must be nodes - 1",
-            "remove multiNode.workers from extra_values and set nodes instead")
+            "workers", "extra_values sets multiNode.workers to {0} but {1} is {2}".format(given, meaning[0], rendered),
+            meaning[1], "remove multiNode.workers from extra_values and set nodes instead")
     if path.startswith("resources."):
         raise ValuesRuleError(
             "gpu_resources", "extra_values sets {0} to {1} but gpus_per_node is {2}".format(path, given, rendered),
@@ -473,7 +480,7 @@ def _check_options(image, image_pull_secret, ngc_api_secret, hf_token_secret, mo
             "set storage.kind to pvc (ReadWriteMany), existing_claim, nfs, or none with allow_independent_downloads")
 
 
-def _merge_extra(extra, rendered, nodes, gpus_per_node, allow_privileged_values=False):
+def _merge_extra(extra, rendered, nodes, gpus_per_node, allow_privileged_values, generation):
     """rendered over extra_values, refusing credentials, contradictions and rule breaks in extra_values."""
     embedded = _find_embedded_secrets(extra)
     if embedded:
@@ -491,7 +498,7 @@ def _merge_extra(extra, rendered, nodes, gpus_per_node, allow_privileged_values=
             "remove them, or set allow_privileged_values=true (nim_allow_privileged_values) if the cluster's policy "
             "requires them")
     for path, given, want in _conflicts(extra, rendered):
-        _refuse_conflict(path, given, want)
+        _refuse_conflict(path, given, want, generation)
     values = deep_merge(extra, rendered)
     _check_merged(values, nodes, gpus_per_node)
     return values
@@ -506,33 +513,82 @@ def _diff(current_values, values):
                            "before_header": "deployed values", "after_header": "rendered values"}
 
 
+def _refuse_ignored_by_mpi(chart, options):
+    """The MPI-based chart does not read these options: refused by name rather than dropped."""
+    # ray_port always has a value (its default); only another port was chosen on purpose
+    ignored = [name for name, value in options
+               if value not in (None, "") and not (name == "ray_port" and int(value) == DEFAULT_RAY_PORT)]
+    if ignored:
+        raise InputError(
+            "chart_generation", "{0} is an MPI-based (1.x) multi-node chart, which ignores {1}".format(
+                describe_chart(chart), ", ".join(ignored)),
+            "it runs one MPI rank per GPU on nodes x gpus_per_node GPUs and picks the model profile by itself; "
+            "the options would be dropped without effect",
+            "remove {0} (set nodes and gpus_per_node only), or deploy a Ray-based nim-llm 2.x chart, "
+            "which reads them".format(", ".join(ignored)))
+
+
+def _check_chart(values, rendered, chart):
+    """Keys the chart's values.yaml does not know, then the chart's own schema."""
+    unknown = unknown_keys(values, chart.get("values") or {}, chart.get("schema"))
+    if unknown:
+        options = set(_dotted(path) for path, _value in _leaves(rendered))
+        raise InputError(
+            "unknown_chart_key", "{0}'s values.yaml does not declare {1}".format(describe_chart(chart), ", ".join(
+                "{0} (set by {1})".format(path, _owner(path) if path in options else "extra_values")
+                for path in unknown)),
+            "a chart ignores values it does not know, so the setting would have no effect without a word",
+            "remove them, or use a chart version whose values.yaml has them")
+    problems = schema_problems(values, chart.get("schema"))
+    if problems:
+        raise InputError(
+            "chart_schema", "the values break {0}'s values.schema.json: {1}".format(
+                describe_chart(chart), "; ".join(problems)),
+            "helm would refuse the release only after the namespace, Secrets and storage had changed",
+            "correct the values named (extra_values or the option that renders them)")
+
+
 def build_values(image=None, image_pull_secret=None, ngc_api_secret=None, hf_token_secret=None,
                  model_path=None, profile=None, tensor_parallel_size=None, pipeline_parallel_size=None,
                  nodes=None, gpus_per_node=None, interconnect="ethernet", json_logging=False, storage=None,
                  allow_independent_downloads=False, model_size_gb=None, ray_port=DEFAULT_RAY_PORT,
-                 extra_values=None, current_values=None, allow_privileged_values=False):
-    """Render and check multi-node nim-llm values. Returns values, notes and the diff against current_values."""
+                 extra_values=None, current_values=None, allow_privileged_values=False, chart=None):
+    """Render and check multi-node nim-llm values. Returns values, notes and the diff against current_values.
+
+    ``chart`` ({name, version, values, schema}, see _chart_contract.read_chart) decides the multi-node generation
+    and is checked against; without it the values are rendered for the Ray-based generation and not checked
+    against a chart.
+    """
     notes = []
     image = image or {}
+    generation = detect_generation(chart) if chart else "ray"
     _check_options(image, image_pull_secret, ngc_api_secret, hf_token_secret, model_path, nodes, gpus_per_node,
                    interconnect, json_logging, ray_port, storage, notes)
-    _check_parallelism(tensor_parallel_size, pipeline_parallel_size, profile, nodes, gpus_per_node, interconnect)
-    if (tensor_parallel_size or 0) > gpus_per_node:
-        notes.append("Tensor parallelism spans nodes over {0}: make sure NCCL uses it "
-                     "(NCCL_IB_DISABLE=0, NCCL_IB_HCA).".format(interconnect))
-
     model = {"ngcAPISecret": ngc_api_secret, "jsonLogging": False}
-    if hf_token_secret:
-        model["hfTokenSecret"] = hf_token_secret
-    if model_path:
-        model["modelPath"] = model_path
-    multi = {"enabled": True, "workers": nodes - 1}
-    if profile:
-        model["profile"] = profile
+    if generation == "mpi":
+        _refuse_ignored_by_mpi(chart, (
+            ("tensor_parallel_size", tensor_parallel_size), ("pipeline_parallel_size", pipeline_parallel_size),
+            ("profile", profile), ("model_path", model_path), ("hf_token_secret", hf_token_secret),
+            ("ray_port", ray_port)))
+        multi = {"enabled": True, "workers": nodes, "gpusPerNode": gpus_per_node}
+        notes.append("{0} is MPI-based: {1} nodes x {2} GPUs run {3} MPI ranks.".format(
+            describe_chart(chart), nodes, gpus_per_node, nodes * gpus_per_node))
     else:
-        multi["tensorParallelSize"] = tensor_parallel_size
-        multi["pipelineParallelSize"] = pipeline_parallel_size
-    multi["ray"] = {"port": int(ray_port)}
+        _check_parallelism(tensor_parallel_size, pipeline_parallel_size, profile, nodes, gpus_per_node, interconnect)
+        if (tensor_parallel_size or 0) > gpus_per_node:
+            notes.append("Tensor parallelism spans nodes over {0}: make sure NCCL uses it "
+                         "(NCCL_IB_DISABLE=0, NCCL_IB_HCA).".format(interconnect))
+        if hf_token_secret:
+            model["hfTokenSecret"] = hf_token_secret
+        if model_path:
+            model["modelPath"] = model_path
+        multi = {"enabled": True, "workers": nodes - 1}
+        if profile:
+            model["profile"] = profile
+        else:
+            multi["tensorParallelSize"] = tensor_parallel_size
+            multi["pipelineParallelSize"] = pipeline_parallel_size
+        multi["ray"] = {"port": int(ray_port)}
     rendered = {"image": {"repository": image["repository"], "tag": str(image["tag"])}}
     if image_pull_secret:
         rendered["imagePullSecrets"] = [{"name": image_pull_secret}]
@@ -541,9 +597,19 @@ def build_values(image=None, image_pull_secret=None, ngc_api_secret=None, hf_tok
     rendered["resources"] = {"limits": {GPU_RESOURCE: gpus_per_node}, "requests": {GPU_RESOURCE: gpus_per_node}}
     rendered.update(_storage_values(storage, nodes, allow_independent_downloads, model_size_gb, notes))
 
-    values = _merge_extra(extra_values or {}, rendered, nodes, gpus_per_node, allow_privileged_values)
+    values = _merge_extra(extra_values or {}, rendered, nodes, gpus_per_node, allow_privileged_values, generation)
+    if chart:
+        _check_chart(values, rendered, chart)
     changed_paths, diff = _diff(current_values, values)
-    return {"values": values, "notes": notes, "changed_paths": changed_paths, "diff": diff}
+    return {"values": values, "notes": notes, "changed_paths": changed_paths, "diff": diff,
+            "chart_generation": generation}
+
+
+def build_values_for(params):
+    """build_values for a module's parameters: ``chart_path`` (a chart folder or .tgz) is read into ``chart``."""
+    params = dict(params)
+    chart_path = params.pop("chart_path", None)
+    return build_values(chart=read_chart(chart_path) if chart_path else None, **params)
 
 
 # The options of nimops.multinode.nim_values (its module and its controller-side action share them).
@@ -576,5 +642,6 @@ VALUES_ARGSPEC = dict(
     extra_values=dict(type="dict", default={}),
     allow_privileged_values=dict(type="bool", default=False),
     current_values=dict(type="dict"),
+    chart_path=dict(type="path"),
     **TOPOLOGY_ARGSPEC
 )

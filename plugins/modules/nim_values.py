@@ -13,15 +13,17 @@ description:
   - Builds the values of the nim-llm Helm chart for a multi-node release (LeaderWorkerSet, Ray, vLLM)
     from a few high-level options, and refuses values that break a multi-node rule, before anything
     touches a cluster.
-  - "Rules enforced: C(multiNode.enabled) is true; C(multiNode.workers) = O(nodes) - 1; the model profile comes
-    from TP/PP B(or) from O(profile), exactly one of them; TP x PP = O(nodes) x O(gpus_per_node);
+  - "Rules enforced (Ray-based chart generation): C(multiNode.enabled) is true; C(multiNode.workers) =
+    O(nodes) - 1; the model profile comes from TP/PP B(or) from O(profile), exactly one of them;
+    TP x PP = O(nodes) x O(gpus_per_node);
     C(model.jsonLogging) is false (the JSON log formatter crashes Ray workers); GPU limits and requests are
     O(gpus_per_node); the model cache is shared (ReadWriteMany PVC or NFS) unless independent downloads are
     accepted explicitly, with their cost stated; tensor parallelism across nodes needs an RDMA
     O(interconnect); an C(hf://) O(model_path) needs O(hf_token_secret); an nvcr.io image needs
     O(image_pull_secret); Secrets are referenced by name, never embedded."
-  - O(extra_values) are deep-merged under the rendered values, so keys this module does not know pass
-    through untouched. Keys that contradict a rendered value or a rule are refused.
+  - O(extra_values) are deep-merged under the rendered values, so keys this module does not know reach the chart.
+    Keys that contradict a rendered value or a rule are refused; with O(chart_path), so are keys the chart does
+    not declare.
   - Every refusal says what is wrong, why, and how to fix it; the failure result carries C(rule), C(what),
     C(why) and C(fix).
   - Computes only; it contacts nothing and changes nothing. Compare with the deployed values
@@ -159,6 +161,19 @@ options:
       - The values of the deployed release (for example from C(helm get values)), for RV(diff) and
         RV(changed_paths). Omitted means nothing is deployed. Credential-shaped strings are redacted.
     type: dict
+  chart_path:
+    description:
+      - The chart to render for, a folder or C(.tgz) on the controller (for example
+        RV(nimops.multinode.nim_chart#module:path)).
+      - Its C(values.yaml) decides the multi-node generation (Ray-based 2.x - C(multiNode.workers) = O(nodes) - 1,
+        TP/PP, C(multiNode.ray.port); MPI-based 1.x - C(multiNode.workers) = O(nodes), C(multiNode.gpusPerNode) =
+        O(gpus_per_node), and O(tensor_parallel_size), O(pipeline_parallel_size), O(profile), O(model_path),
+        O(hf_token_secret) and O(ray_port) refused by name, since that chart ignores them). Any other chart is
+        refused (rule C(chart_generation)).
+      - The final values are then checked against the chart - keys its C(values.yaml) does not declare are refused
+        (C(unknown_chart_key)), and so are values its C(values.schema.json) refuses (C(chart_schema)).
+      - Omitted, the values are rendered for the Ray-based generation and not checked against a chart.
+    type: path
 notes:
   - The storage class, the Secrets and the existing claim are not looked up here; the roles that deploy check
     them against the cluster.
@@ -258,6 +273,12 @@ diff:
     after_header:
       description: Label of RV(diff.after).
       type: str
+chart_generation:
+  description: The multi-node scheme the values were rendered for - C(ray) (nim-llm 2.x, also without O(chart_path))
+    or C(mpi) (nim-llm 1.x).
+  returned: success
+  type: str
+  sample: ray
 rule:
   description: On failure, the id of the rule that refused the values (for example C(json_logging)).
   returned: failure
@@ -268,12 +289,12 @@ rule:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nimops.multinode.plugins.module_utils._errors import run_pure
-from ansible_collections.nimops.multinode.plugins.module_utils._values import VALUES_ARGSPEC, build_values
+from ansible_collections.nimops.multinode.plugins.module_utils._values import VALUES_ARGSPEC, build_values_for
 
 
 def main():
     module = AnsibleModule(argument_spec=VALUES_ARGSPEC, supports_check_mode=True)
-    run_pure(module, lambda params: build_values(**params))
+    run_pure(module, build_values_for)
 
 
 if __name__ == "__main__":

@@ -122,11 +122,14 @@ def test_service_holding_the_lws_name_is_never_ready(sim_cluster, namespace):
         ("llama-405b-nim-llm", False), ("llama-405b-nim-llm-openai", False)], services
 
 
-def test_deploy_creates_the_headless_service_the_workers_resolve(sim_cluster, namespace):
-    """Without a clash, the LWS controller's headless Service exists under the LeaderWorkerSet's name and selects
-    the group's pods: the DNS name in LWS_LEADER_ADDRESS has a record to resolve to."""
+def test_group_shrunk_behind_the_collections_back_is_not_ready(sim_cluster, namespace):
+    """Someone edits the live LeaderWorkerSet to groups of one pod: its pods turn Ready, but a one-pod group cannot
+    hold the planned two nodes, so the next run's wait fails naming the size instead of reporting it ready.
+    First, without a clash, the LWS controller's headless Service exists under the LeaderWorkerSet's name and
+    selects the group's pods: the DNS name in LWS_LEADER_ADDRESS has a record to resolve to."""
     sim = sim_cluster
-    r = run_playbook(sim, "deploy-nim.yml", deploy_vars(sim, namespace))
+    v = deploy_vars(sim, namespace)
+    r = run_playbook(sim, "deploy-nim.yml", v)
     assert r.rc == 0, r.out[-4000:]
     headless = sim.kubectl_json("get", "service", "llama-405b-nim-llm", "-n", namespace)
     assert headless["spec"]["clusterIP"] == "None", headless
@@ -135,14 +138,6 @@ def test_deploy_creates_the_headless_service_the_workers_resolve(sim_cluster, na
     env = {e["name"]: e.get("value") for c in leader["spec"]["containers"] for e in c.get("env") or []}
     assert env.get("LWS_LEADER_ADDRESS", "").startswith("llama-405b-nim-llm-0.llama-405b-nim-llm."), env
 
-
-def test_group_shrunk_behind_the_collections_back_is_not_ready(sim_cluster, namespace):
-    """Someone edits the live LeaderWorkerSet to groups of one pod: its pods turn Ready, but a one-pod group cannot
-    hold the planned two nodes, so the next run's wait fails naming the size instead of reporting it ready."""
-    sim = sim_cluster
-    v = deploy_vars(sim, namespace)
-    r = run_playbook(sim, "deploy-nim.yml", v)
-    assert r.rc == 0, r.out[-4000:]
     sim.kubectl("patch", "leaderworkerset", "llama-405b-nim-llm", "-n", namespace, "--type", "merge", "-p",
                 '{"spec": {"leaderWorkerTemplate": {"size": 1}}}')
     wait_until("LWS to bring up groups of one pod", lambda: [
@@ -154,6 +149,7 @@ def test_group_shrunk_behind_the_collections_back_is_not_ready(sim_cluster, name
     assert "[group_size_mismatch] LeaderWorkerSet llama-405b-nim-llm has groups of 1 pod(s) but the plan needs 2 " \
            "nodes per group" in msg, msg
     assert "groups ready, 1/1 pods ready; endpoint" not in r.out
+    assert "1/1 groups with all pods Ready but not serving (group_size_mismatch), 1/1 pods ready" in r.out
 
 
 def test_rwo_existing_claim_refused_before_any_change(sim_cluster, namespace):

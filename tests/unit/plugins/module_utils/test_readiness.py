@@ -13,7 +13,8 @@ def snap(lws, pods, **kw):
     s = dg.empty_snapshot("nim-llm", "nim", o.NOW)
     s.update(crd=o.crd(), controller=o.controller(), lws=lws, pods=pods, pvcs=[o.pvc()],
              secrets={"ngc-api": ["NGC_API_KEY"], "nvcr-imagepull": [".dockerconfigjson"]},
-             services=o.release_services(), **kw)
+             services=o.release_services())
+    s.update(kw)
     return s
 
 
@@ -81,4 +82,17 @@ def test_ready_group_smaller_than_planned_is_never_ready():
     assert verdict == "failed"
     assert msg.startswith("nim-llm cannot become ready after 30s: [group_size_mismatch] LeaderWorkerSet nim-llm has "
                           "groups of 1 pod(s) but the plan needs 2 nodes per group. Fix: ")
+    assert result["progress"] == "nim-llm: 1/1 groups with all pods Ready but not serving (group_size_mismatch), " \
+        "1/1 pods ready"
     assert rd.evaluate(snap(o.lws(size=2), o.group_pods(size=2)), 30, "nim-llm", expected_size=2)["ready"] is True
+
+
+def test_ready_pods_without_a_headless_service_are_not_a_ready_release():
+    # the chart's client Service holds the LeaderWorkerSet's name: LWS made no headless Service, DNS never resolves
+    clash = [o.service("nim-llm", {"leaderworkerset.sigs.k8s.io/name": "nim-llm"})]
+    result = rd.evaluate(snap(o.lws(size=2), o.group_pods(size=2), services=clash), 5, "nim-llm", expected_size=2)
+    assert result["ready"] is False and result["ready_seconds"] == 0
+    assert result["progress"] == "nim-llm: 1/1 groups with all pods Ready but not serving " \
+        "(headless_service_conflict), 2/2 pods ready"
+    assert "groups ready" not in result["progress"]
+    assert rd.decide(result, 5, 1800)[1].startswith("nim-llm cannot become ready after 5s: [headless_service_conflict]")
