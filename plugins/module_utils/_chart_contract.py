@@ -30,7 +30,6 @@ except ImportError:  # pragma: no cover - declared in meta/ee-requirements.txt
 
 from ansible_collections.nimops.multinode.plugins.module_utils._errors import InputError
 
-GENERATIONS = ("ray", "mpi")
 _CHART_FILES = ("Chart.yaml", "values.yaml", "values.schema.json")
 # Bounds for a chart's own files: a chart this large is not a nim-llm chart.
 _MAX_FILE_BYTES = 4 * 1024 * 1024

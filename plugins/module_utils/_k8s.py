@@ -196,8 +196,8 @@ def find_controller(client, namespace):
     return found
 
 
-def snapshot(client, name, namespace, controller_namespace=DEFAULT_CONTROLLER_NAMESPACE, with_secrets=True, watch_seconds=0,
-             resource_version=None):
+def snapshot(client, name, namespace, controller_namespace=DEFAULT_CONTROLLER_NAMESPACE, with_secrets=True,
+             watch_seconds=0, resource_version=None):
     """Everything readiness and diagnosis look at, read once; with ``resource_version`` (where the previous
     snapshot's pod list ended), first every pod version since then, watched for ``watch_seconds``.
     ``snap["resource_version"]`` is where the next snapshot's watch resumes."""

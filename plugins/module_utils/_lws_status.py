@@ -169,8 +169,8 @@ def lws_ready(lws, groups):
 
 
 def progress_line(lws, groups, blocked=()):
-    """'<name>: 1/2 groups ready, 3/4 pods ready; group 1 waiting on: ...'. With ``blocked`` (codes of fatal causes),
-    groups whose pods are all Ready are not called ready: they cannot serve."""
+    """'<name>: 1/2 groups ready, 3/4 pods ready; group 1 waiting on: ...'. With ``blocked`` (codes of causes that keep
+    the LeaderWorkerSet from serving), groups whose pods are all Ready are not called ready."""
     name = lws["metadata"]["name"]
     ready_groups = sum(1 for g in groups if g["ready"])
     total_pods = sum(1 + len(g["workers"]) for g in groups)
