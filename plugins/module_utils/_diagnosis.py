@@ -38,6 +38,7 @@ GRACE = {
     "lws_not_found": 10,
     "lws_crd_not_established": 30,
     "crash_loop": 30,  # only a crash known from LWS's group recreation alone, with no termination message seen
+    "headless_service_missing": 20,  # counted from the group's oldest pod: LWS makes the Service before the pods
 }
 
 CRASH_CODES = ("crash_loop", "json_logging_crash", "leader_address_not_injected", "ray_join_failed",
@@ -98,6 +99,9 @@ REMEDIATION = {
                                  "Rename or delete the other Service (a chart that names its client Service like "
                                  "its LeaderWorkerSet: set a different service name or fullnameOverride); the LWS "
                                  "controller then creates the headless one.",
+    "headless_service_missing": "The LWS controller creates the headless Service the workers resolve the leader "
+                                "by, named after the LeaderWorkerSet. Check that the controller is running and "
+                                "reconciling (its logs in the LWS namespace) and that nothing deletes the Service.",
     "scheduling_gated": "The pod waits for its scheduling gates to be removed, usually by a queueing system (Kueue, "
                         "a gang scheduler) that admits the whole group once quota or capacity allows: check that "
                         "system's queue for this release (e.g. 'kubectl get workloads -n <namespace>').",
@@ -416,7 +420,7 @@ def _dedupe(causes):
 
 
 # The causes shape_causes names: the LeaderWorkerSet cannot serve however Ready its pods are.
-SHAPE_CODES = ("group_size_mismatch", "headless_service_conflict")
+SHAPE_CODES = ("group_size_mismatch", "headless_service_conflict", "headless_service_missing")
 
 
 def shape_causes(snap, expected_size=None):
@@ -437,6 +441,14 @@ def shape_causes(snap, expected_size=None):
                              "so LWS has no headless Service for it: the workers cannot resolve the leader at %s-0.%s"
                              % (snap["namespace"], name, (clash.get("spec") or {}).get("type", "ClusterIP"), name,
                                 name), ["service/" + name], True))
+    if size > 1 and clash is None and snap["pods"]:
+        # The LWS controller creates the headless Service before the group's pods: pods without it mean it was
+        # deleted, and the workers' DNS lookups of the leader fail until the controller makes it again.
+        age = max(seconds_since(p["metadata"].get("creationTimestamp"), snap["now"]) or 0 for p in snap["pods"])
+        summary = "LeaderWorkerSet %s has pods but no headless Service %s/%s: the workers cannot resolve the " \
+            "leader at %s-0.%s" % (name, snap["namespace"], name, name, name)
+        causes.append(_cause("headless_service_missing", summary, ["service/" + name],
+                             age >= GRACE["headless_service_missing"]))
     return causes
 
 

@@ -602,7 +602,24 @@ def build_values(image=None, image_pull_secret=None, ngc_api_secret=None, hf_tok
         _check_chart(values, rendered, chart)
     changed_paths, diff = _diff(current_values, values)
     return {"values": values, "notes": notes, "changed_paths": changed_paths, "diff": diff,
-            "chart_generation": generation}
+            "chart_generation": generation,
+            "expected_objects": _expected_objects(chart, nodes, gpus_per_node, storage, {
+                "image_pull_secret": image_pull_secret, "ngc_api_secret": ngc_api_secret,
+                "hf_token_secret": hf_token_secret})}
+
+
+def _expected_objects(chart, nodes, gpus_per_node, storage, secrets):
+    """What the chart must render for this plan (see _manifest_check): one group of ``nodes`` pods, each with
+    gpus_per_node GPUs, the planned model cache and the named Secrets."""
+    cache = {"kind": storage["kind"]}
+    if storage["kind"] == "nfs":
+        cache.update(server=storage.get("server"), path=storage.get("path"))
+    elif storage["kind"] == "existing_claim":
+        cache["claim"] = storage.get("existing_claim")
+    elif storage["kind"] == "pvc":
+        cache["access_mode"] = storage.get("access_mode") or "ReadWriteMany"
+    return {"chart": describe_chart(chart) if chart else "the chart", "size": nodes, "gpus_per_node": gpus_per_node,
+            "model_cache": cache, "secrets": dict((k, v) for k, v in secrets.items() if v)}
 
 
 def build_values_for(params):

@@ -279,6 +279,15 @@ chart_generation:
   returned: success
   type: str
   sample: ray
+expected_objects:
+  description:
+    - What the chart must render for this plan, the input of M(nimops.multinode.nim_manifest_check) - C(chart)
+      (name and version), C(size) (pods per group), C(gpus_per_node), C(model_cache) (C(kind) and its C(claim),
+      C(access_mode), or C(server) and C(path)) and C(secrets) (Secret names by option).
+  returned: success
+  type: dict
+  sample: {chart: nim-llm 2.0.0, size: 2, gpus_per_node: 8, model_cache: {kind: pvc, access_mode: ReadWriteMany},
+           secrets: {ngc_api_secret: ngc-api, image_pull_secret: ngc-secret}}
 rule:
   description: On failure, the id of the rule that refused the values (for example C(json_logging)).
   returned: failure

@@ -90,6 +90,20 @@ def test_gpu_shortage_is_named(sim_cluster, namespace):
     assert waited(msg) <= 30, msg
 
 
+def test_cpu_and_memory_shortage_is_named_by_what_blocks_not_by_gpus(sim_cluster, namespace):
+    """Every node has the GPUs free, none the CPU and memory a pod asks for: the real scheduler's reasons decide."""
+    sim = sim_cluster
+    v = deploy_vars(sim, namespace, nim_extra_values={"resources": {"requests": {"cpu": "4000", "memory": "64Ti"}}})
+    r = run_playbook(sim, "deploy-nim.yml", v)
+    assert r.rc != 0, r.out[-4000:]
+    msg = r.failure_message()
+    assert "[insufficient_resources]" in msg, msg
+    assert re.search(r"no node has enough free cpu and memory \((\d)/\1 nodes lack cpu, \1/\1 nodes lack memory\)", msg) \
+        or re.search(r"no node has enough free cpu and memory \((\d)/\1 nodes lack memory, \1/\1 nodes lack cpu\)", msg), msg
+    assert "insufficient_gpu" not in msg and "lack nvidia.com/gpu" not in msg, msg
+    assert waited(msg) <= 30, msg
+
+
 def test_never_ready_times_out_naming_the_pod(sim_cluster, namespace):
     sim = sim_cluster
     v = deploy_vars(sim, namespace, nim_wait_timeout=20, nim_extra_values={"podLabels": {FAULT: "neverready"}})

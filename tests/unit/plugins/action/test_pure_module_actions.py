@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: nimops.multinode contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""nim_plan and nim_values run on the controller: the same result and the same refusals as their modules."""
+"""nim_plan, nim_values and nim_manifest_check run on the controller: the same result and the same refusals as
+their modules."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ import yaml
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.nimops.multinode.plugins.action import nim_manifest_check as nim_manifest_check_action
 from ansible_collections.nimops.multinode.plugins.action import nim_plan as nim_plan_action
 from ansible_collections.nimops.multinode.plugins.action import nim_values as nim_values_action
 from ansible_collections.nimops.multinode.plugins.module_utils._plan import PLAN_ARGSPEC
 from ansible_collections.nimops.multinode.plugins.module_utils._values import VALUES_ARGSPEC
-from ansible_collections.nimops.multinode.plugins.modules import nim_plan, nim_values
+from ansible_collections.nimops.multinode.plugins.modules import nim_manifest_check, nim_plan, nim_values
 from ansible_collections.nimops.multinode.tests.unit.plugins.pure_module_args import PLAN_ARGS, VALUES_ARGS
 
 REPO = Path(__file__).resolve().parents[4]
@@ -87,3 +89,17 @@ def test_roles_pass_every_option_of_the_modules_on():
     assert set(values_task) == set(VALUES_ARGSPEC)
     plan_task = _module_task("roles/nim_deploy/tasks/plan_topology.yml", "nimops.multinode.nim_plan")
     assert set(plan_task) == set(PLAN_ARGSPEC)
+
+
+@pytest.mark.parametrize("size,failed", [(2, False), (1, True)], ids=["as-planned", "rendered_mismatch"])
+def test_manifest_check_action_gives_the_module_result(tmp_path, capsys, size, failed):
+    lws = {"kind": "LeaderWorkerSet", "metadata": {"name": "nim-llm"}, "spec": {"leaderWorkerTemplate": {
+        "size": size, "workerTemplate": {"spec": {"containers": [
+            {"name": "nim-llm", "resources": {"limits": {"nvidia.com/gpu": 8}}}]}}}}}
+    (tmp_path / "lws.yaml").write_text(yaml.safe_dump(lws))
+    args = {"manifest_dir": str(tmp_path), "expected": {"size": 2, "gpus_per_node": 8, "model_cache": {"kind": "none"}}}
+    expected = run_module(nim_manifest_check, args, capsys)
+    got = run_action(nim_manifest_check_action, args)
+    assert {k: v for k, v in got.items() if k in expected} == expected
+    assert got.get("failed", False) is expected.get("failed", False) is failed
+    assert got.get("rule") == ("rendered_mismatch" if failed else None)

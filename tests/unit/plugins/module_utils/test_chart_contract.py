@@ -59,7 +59,8 @@ def test_read_chart_from_folder_and_tgz_gives_the_same(tmp_path):
     assert read_chart(str(tgz)) == folder
     assert (folder["name"], folder["version"]) == ("nim-llm", "1.3.0-sim")
     assert folder["schema"]["properties"]["multiNode"]["properties"]["gpusPerNode"]["minimum"] == 1
-    assert read_chart(str(RAY_CHART))["schema"] is None
+    assert read_chart(str(RAY_CHART))["schema"]["properties"]["multiNode"]["properties"]["ray"]["properties"]["port"] \
+        == {"type": "integer", "minimum": 1, "maximum": 65535}
 
 
 def test_unreadable_chart_is_refused_with_the_rule(tmp_path):
@@ -192,3 +193,9 @@ def test_values_the_schema_refuses_are_named_before_anything_changes():
                    extra_values={"image": {"pullPolicy": "Sometimes"}})
     msg = refused(dict(options, chart_path=str(MPI_CHART)), "chart_schema")
     assert "the values break nim-llm 1.3.0-sim's values.schema.json: image.pullPolicy: 'Sometimes' is not one of" in msg
+
+
+def test_the_ray_based_stand_in_has_a_schema_of_its_own():
+    msg = refused(dict(seed(extra_values={"service": {"type": "Headless"}}), chart_path=str(RAY_CHART)), "chart_schema")
+    assert "the values break nim-llm 2.0.0-sim's values.schema.json: service.type: 'Headless' is not one of" in msg
+    assert build_values_for(dict(seed(), chart_path=str(RAY_CHART)))["chart_generation"] == "ray"

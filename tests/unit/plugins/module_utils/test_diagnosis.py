@@ -25,6 +25,8 @@ def snapshot(pods=None, lws="default", pvcs="default", events=(), secrets="defau
         "events": list(events),
         "secrets": {"ngc-api": ["NGC_API_KEY"], "nvcr-imagepull": [".dockerconfigjson"]}
         if secrets == "default" else secrets,
+        # the headless Service LWS makes before the pods, and the chart's client Service
+        "services": o.release_services(),
     })
     return snap
 
@@ -162,7 +164,7 @@ def test_groups_of_another_size_than_planned(size, expected, causes):
     ([o.service("nim-llm", {"leaderworkerset.sigs.k8s.io/worker-index": "0"})], 2,
      [("headless_service_conflict", True)]),
     (o.release_services(), 2, []),
-    ([], 2, []),  # the controller has not created its headless Service yet: nothing named
+    ([], 2, [("headless_service_missing", True)]),  # the pods exist (30 s old), so LWS made the Service before them
     ([o.service("nim-llm", {"leaderworkerset.sigs.k8s.io/worker-index": "0"})], 1, []),  # no worker to resolve it
 ])
 def test_service_holding_the_leaderworkersets_name(services, size, causes):
@@ -170,11 +172,22 @@ def test_service_holding_the_leaderworkersets_name(services, size, causes):
     snap["services"] = services
     found = dg.find_causes(snap, waited=1)
     assert codes(found) == causes
-    if causes:
+    if causes == [("headless_service_conflict", True)]:
         assert found[0]["summary"] == "Service nim/nim-llm (type ClusterIP) has the LeaderWorkerSet's name, so LWS " \
                                       "has no headless Service for it: the workers cannot resolve the leader at " \
                                       "nim-llm-0.nim-llm"
         assert found[0]["objects"] == ["service/nim-llm"]
+
+
+def test_a_missing_headless_service_is_named_once_the_pods_are_older_than_the_grace():
+    snap = snapshot(lws=o.lws(size=2), pods=o.group_pods(size=2, age=5))
+    snap["services"] = []
+    found = dg.find_causes(snap, waited=5)
+    assert codes(found, fatal_only=False) == [("headless_service_missing", False)]
+    assert found[0]["summary"] == "LeaderWorkerSet nim-llm has pods but no headless Service nim/nim-llm: the workers " \
+                                  "cannot resolve the leader at nim-llm-0.nim-llm"
+    snap["pods"] = []  # before the controller made the group, the Service is not looked for
+    assert dg.find_causes(snap, waited=5) == []
 
 
 def test_name_clash_is_never_reported_ready():

@@ -96,3 +96,12 @@ def test_ready_pods_without_a_headless_service_are_not_a_ready_release():
         "(headless_service_conflict), 2/2 pods ready"
     assert "groups ready" not in result["progress"]
     assert rd.decide(result, 5, 1800)[1].startswith("nim-llm cannot become ready after 5s: [headless_service_conflict]")
+
+
+def test_ready_pods_whose_headless_service_was_deleted_are_not_ready():
+    headless_gone = [svc for svc in o.release_services() if svc["metadata"]["name"] != "nim-llm"]
+    result = rd.evaluate(snap(o.lws(size=2), o.group_pods(size=2), services=headless_gone), 30, "nim-llm")
+    assert result["ready"] is False
+    assert result["progress"] == "nim-llm: 1/1 groups with all pods Ready but not serving " \
+        "(headless_service_missing), 2/2 pods ready"
+    assert rd.decide(result, 30, 1800)[1].startswith("nim-llm cannot become ready after 30s: [headless_service_missing]")
