@@ -7,9 +7,10 @@
 
 The suites are CPU-bound on a 2-core machine, so their wall time follows the CPU they burn. Every interval the
 profile reads /proc: each live process's own CPU since the last look goes to its kind (its command, e.g.
-kube-apiserver, ansible-playbook, raylet, vllm); CPU of processes that lived and died between two looks reaches
-their parent's reaped-children counters, and goes to the kind of that parent as "<kind> (children)".
-Only /proc is read; nothing is signalled.
+kube-apiserver, ansible-playbook, raylet, vllm). The machine's CPU that no live process accounts for belongs to
+processes that lived and died between two looks (Ansible's module runs, kubectl, helm); it is shared out as
+"<kind> (children)" in proportion to what each parent reaped in that interval, so the figures add up to the
+machine's CPU. Only /proc is read; nothing is signalled.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ KINDS = ("ansible-playbook", "ansible-test", "ansible-lint", "ansible-galaxy", "
 
 
 def _read(pid):
-    """(ppid, own ticks, reaped children's ticks, kind) of a live process, or None once it is gone."""
+    """(start time, own ticks, reaped children's ticks, kind) of a live process, or None once it is gone."""
     try:
         with open("/proc/%d/stat" % pid, "rb") as handle:
             stat = handle.read().decode("utf-8", "replace")
@@ -41,11 +42,11 @@ def _read(pid):
         return None
     comm = stat[stat.index("(") + 1:stat.rindex(")")]
     fields = stat[stat.rindex(")") + 2:].split()
-    # fields[0] is state (stat field 3): utime, stime, cutime, cstime are stat fields 14-17
-    ppid, utime, stime, cutime, cstime = int(fields[1]), int(fields[11]), int(fields[12]), int(fields[13]), int(fields[14])
+    # fields[0] is stat field 3 (state): utime, stime, cutime, cstime are fields 14-17, starttime field 22
+    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
     text = " ".join(argv[:3])
     kind = next((k for k in KINDS if k in text), comm)
-    return ppid, utime + stime, cutime + cstime, kind
+    return int(fields[19]), utime + stime, cutime + cstime, kind
 
 
 def _sample():
@@ -58,20 +59,29 @@ def _sample():
     return found
 
 
-def _account(before, after, totals):
-    for pid, (ppid, own, reaped, kind) in after.items():
+def _machine_ticks():
+    with open("/proc/stat", encoding="ascii") as handle:
+        return sum(int(v) for v in handle.readline().split()[1:4])
+
+
+def _account(before, after, machine, totals):
+    """Adds one interval: live processes' own CPU by kind, the rest by the kind of the parents that reaped it."""
+    seen, reaped = 0, Counter()
+    for pid, (started, own, children, kind) in after.items():
         old = before.get(pid)
-        if old is None or old[0] != ppid:
-            # new since the last look (or a reused pid): all of its CPU, and its reaped children's, is unseen so far
-            totals[kind] += own
-            totals[kind + " (children)"] += reaped
-            continue
-        totals[kind] += own - old[1]
-        gone = sum(o[1] + o[2] for p, o in before.items() if o[0] == pid and p not in after)
-        unseen = (reaped - old[2]) - gone
-        if unseen > 0:
-            totals[kind + " (children)"] += unseen
-    # The processes that ended since the last look and whose parent did not reap them into a live process are lost.
+        same = old is not None and old[0] == started
+        delta = own - old[1] if same else own
+        totals[kind] += delta
+        seen += delta
+        if children - (old[2] if same else 0) > 0:
+            reaped[kind + " (children)"] += children - (old[2] if same else 0)
+    unseen = machine - seen
+    if unseen > 0 and reaped:
+        weight = float(sum(reaped.values()))
+        for kind, ticks in reaped.items():
+            totals[kind] += unseen * ticks / weight
+    elif unseen > 0:
+        totals["(ended unseen)"] += unseen
 
 
 def main():
@@ -84,21 +94,20 @@ def main():
     if not command:
         parser.error("give the command to profile after --")
     totals, start = Counter(), time.monotonic()
-    with open("/proc/stat") as handle:
-        machine_before = sum(int(v) for v in handle.readline().split()[1:4])
+    machine_start = last_machine = _machine_ticks()
     before = _sample()
     child = subprocess.Popen(command)
     while child.poll() is None:
         time.sleep(args.interval)
-        after = _sample()
-        _account(before, after, totals)
-        before = after
-    with open("/proc/stat") as handle:
-        machine = sum(int(v) for v in handle.readline().split()[1:4]) - machine_before
+        after, machine = _sample(), _machine_ticks()
+        _account(before, after, machine - last_machine, totals)
+        before, last_machine = after, machine
+    machine = last_machine - machine_start
     wall = time.monotonic() - start
     seconds = dict((kind, round(ticks / TICK, 1)) for kind, ticks in totals.most_common() if ticks > 0)
     report = {"command": command, "rc": child.returncode, "wall_seconds": round(wall, 1),
-              "machine_cpu_seconds": round(machine / TICK, 1), "attributed_cpu_seconds": round(sum(totals.values()) / TICK, 1),
+              "machine_cpu_seconds": round(machine / TICK, 1),
+              "attributed_cpu_seconds": round(sum(totals.values()) / TICK, 1),
               "by_kind": seconds}
     print("[cpu-profile] rc=%d wall %.0f s, machine CPU %.0f s (user+nice+system), attributed %.0f s"
           % (child.returncode, wall, report["machine_cpu_seconds"], report["attributed_cpu_seconds"]))
