@@ -20,8 +20,9 @@ except ImportError:  # pragma: no cover - ansible-core requires PyYAML
     yaml = None
 
 from ansible_collections.nimops.multinode.plugins.module_utils._errors import CREDENTIAL_ENV_NAMES, InputError
+from ansible_collections.nimops.multinode.plugins.module_utils._lws_status import is_headless
+from ansible_collections.nimops.multinode.plugins.module_utils._values import GPU_RESOURCE
 
-GPU_RESOURCE = "nvidia.com/gpu"
 JSON_LOGGING_ENV = "NIM_JSONL_LOGGING"
 _TRUE_WORDS = ("1", "true", "yes", "on")
 
@@ -111,11 +112,12 @@ def _cache_problems(where, pod_spec, cache, claims):
     for volume in pod_spec.get("volumes") or []:
         if _cache_volume_ok(volume, cache, claims) and _mounted(pod_spec, volume.get("name")):
             return []
-    wanted = {
-        "nfs": lambda: "the NFS export {0}:{1}".format(cache.get("server"), cache.get("path")),
-        "existing_claim": lambda: "the claim {0}".format(cache.get("claim")),
-        "pvc": lambda: "a {0} claim the chart creates".format(cache.get("access_mode")),
-    }[cache["kind"]]()
+    if cache["kind"] == "nfs":
+        wanted = "the NFS export {0}:{1}".format(cache.get("server"), cache.get("path"))
+    elif cache["kind"] == "existing_claim":
+        wanted = "the claim {0}".format(cache.get("claim"))
+    else:
+        wanted = "a {0} claim the chart creates".format(cache.get("access_mode"))
     return [("{0} mount no model cache from {1}".format(where, wanted),
              "use a chart that mounts persistence.* / nfs.* (rendered from storage) on every pod: the workers read "
              "the model the leader downloads")]
@@ -203,8 +205,7 @@ def rendered_problems(objects, expected):
             problems += _logging_problems(where, pod_spec)
     lws_names = set(_name(lws) for lws in lws_list)
     for service in objects:
-        if (service.get("kind") == "Service" and _name(service) in lws_names
-                and (service.get("spec") or {}).get("clusterIP") != "None"):
+        if service.get("kind") == "Service" and _name(service) in lws_names and not is_headless(service):
             problems.append((
                 "the Service {0} has the LeaderWorkerSet's name and is not headless: LWS then creates no headless "
                 "Service, the workers never resolve the leader (headless_service_conflict)".format(_name(service)),
