@@ -44,7 +44,7 @@ lint: setup ## ansible-lint, production profile
 unit: setup ## unit tests of the pure logic in plugins/module_utils
 	@$(PY) -m pytest -q tests/unit
 
-integration: setup sim-build ## integration tests on the simulated test beds
+integration: setup ## integration tests on the simulated test beds
 	@scripts/integration.sh
 
 test: setup ## everything CI runs (the test beds' builds start in the background first and overlap the checks)
