@@ -13,7 +13,7 @@ py=.venv/bin/python
 args=(-q --durations=40 -p no:cacheprovider)
 t=tests/integration
 # The bare-host part: whole files, and the bare-host cases of files that also test the cluster.
-host_files=("$t/test_docker_deploy.py" "$t/test_docker_nim.py" "$t/test_docker_security.py"
+host_files=("$t/test_docker_deploy.py" "$t/test_docker_host_options.py" "$t/test_docker_nim.py" "$t/test_docker_security.py"
             "$t/test_faults_hosts.py" "$t/test_fleet_docker.py")
 host_cases=("$t/test_awx_jobs.py::test_docker_templates_on_the_sim_hosts"
             "$t/test_leak_scan.py::test_no_secret_leaks_on_bare_hosts"

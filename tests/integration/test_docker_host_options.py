@@ -1,0 +1,156 @@
+"""Host prerequisites of the bare-host replica, on the simulated hosts with a real engine: RDMA (devices,
+CAP_IPC_LOCK, locked memory), the IPC namespace and the model cache directory's owner.
+
+The simulated hosts have no InfiniBand hardware. The RDMA device is a stand-in: a character device node with the
+uverbs major/minor numbers (231:192) made in each host's private /var/lib/nimops, passed as
+`<stand-in dir>:/dev/infiniband`; what is proven is that the devices, the capability and the limit reach every
+container the way the engine applies them, and that hosts that cannot provide them are refused before anything
+starts. The locked-memory limit is what this kernel lets root grant (the hosts share the machine's kernel): a limit
+above the hard limit is refused when root cannot raise it, which the test probes first.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from simhosts_fixtures import LEADER, WORKER, SimHosts, run_playbook, tiny_vllm_deployment
+from simhosts_fixtures import sim_hosts, tiny_model_cache  # noqa: F401  pylint: disable=unused-import
+
+NAME = "hostopt" + uuid.uuid4().hex[:6]
+STAND_IN = "/var/lib/nimops/rdma-stand-in"  # inside each simulated host's own /var/lib/nimops
+# The simulated hosts' engine defaults (tests/simhosts/simhosts.py DEFAULT_ULIMITS, within this machine's hard
+# limits): Podman drops its defaults for a container that names its own limits, so they are named too.
+TEST_BED_ULIMITS = ["nofile:1024:1024", "nproc:4096:4096"]
+
+
+def root_can_raise_memlock() -> bool:
+    """Whether root may raise the locked-memory limit to unlimited here (the simulated hosts' kernel and caps)."""
+    return subprocess.run(["/bin/sh", "-c", "ulimit -l unlimited"], capture_output=True, check=False).returncode == 0
+
+
+def grantable_memlock_bytes() -> int:
+    """A locked-memory limit the hosts can grant: the hard limit, or 64 MiB when it is unlimited."""
+    hard = subprocess.run(["/bin/sh", "-c", "ulimit -H -l"], capture_output=True, text=True, check=True).stdout.strip()
+    return 64 * 1024 * 1024 if hard == "unlimited" else int(hard) * 1024
+
+
+def host_ipc_namespace() -> str:
+    """The simulated hosts' IPC namespace: this machine's (a simulated host has its own network and mount
+    namespaces only)."""
+    return os.readlink("/proc/self/ns/ipc")
+
+
+@pytest.fixture(scope="module")
+def deployment(sim_hosts: SimHosts, tiny_model_cache: Path, tmp_path_factory) -> dict:  # noqa: F811
+    d = tmp_path_factory.mktemp("hostopt")
+    base = tiny_vllm_deployment(sim_hosts, NAME, tiny_model_cache)
+    for host in (LEADER, WORKER):
+        devdir = sim_hosts.host_path(host, STAND_IN)
+        devdir.mkdir(parents=True, exist_ok=True)
+        node = devdir / "uverbs0"
+        if not node.exists():
+            os.mknod(node, 0o600 | stat.S_IFCHR, os.makedev(231, 192))
+    inv = {
+        "no_devices": sim_hosts.inventory(d / "no_devices.yml", dict(base, nim_docker_interconnect="infiniband")),
+        "unlimited": sim_hosts.inventory(d / "unlimited.yml", dict(
+            base, nim_docker_interconnect="infiniband", nim_docker_rdma_devices=[f"{STAND_IN}:/dev/infiniband"])),
+        "rdma": sim_hosts.inventory(d / "rdma.yml", dict(
+            base, nim_docker_interconnect="roce", nim_docker_rdma_devices=[f"{STAND_IN}:/dev/infiniband"],
+            nim_docker_memlock=grantable_memlock_bytes(), nim_docker_ulimits=TEST_BED_ULIMITS,
+            nim_docker_ipc_mode="host")),
+    }
+    inv["shm_too_big"] = sim_hosts.inventory(d / "shm_too_big.yml", dict(
+        base, nim_docker_ipc_mode="host", nim_docker_shm_size="100t"))
+    inv["rdma_default_ipc"] = sim_hosts.inventory(d / "rdma_default_ipc.yml", dict(
+        yaml.safe_load(inv["rdma"].read_text())["nim_docker"]["vars"], nim_docker_ipc_mode=""))
+    with sim_hosts.exclusive():
+        yield {"inventory": inv, "hosts": sim_hosts, "cache": tiny_model_cache}
+        run_playbook(inv["rdma"], "teardown-nim-docker.yml")
+        for host in (LEADER, WORKER):
+            node = sim_hosts.host_path(host, STAND_IN) / "uverbs0"
+            node.unlink(missing_ok=True)
+
+
+def replica_containers(hosts: SimHosts) -> dict:
+    return {c.name: c for host in (LEADER, WORKER) for c in hosts.containers(host) if c.name.startswith(NAME + "-")}
+
+
+def test_rdma_without_devices_is_refused_before_anything_starts(deployment):
+    hosts = deployment["hosts"]
+    r = run_playbook(deployment["inventory"]["no_devices"], "deploy-nim-docker.yml")
+    assert r.rc != 0, r.out[-4000:]
+    assert "[rdma_devices_missing]" in r.out and "has no /dev/infiniband" in r.out, r.out[-4000:]
+    assert r.recap()[LEADER]["failed"] == 1 and r.recap()[WORKER]["failed"] == 1, r.recap()
+    assert replica_containers(hosts) == {}
+
+
+def test_memlock_the_kernel_refuses_is_named_before_anything_starts(deployment):
+    """Unlimited locked memory: refused with the cause where root cannot raise the limit (as on this test bed);
+    elsewhere the preflight passes (checked in check mode, which starts nothing either way)."""
+    hosts = deployment["hosts"]
+    r = run_playbook(deployment["inventory"]["unlimited"], "deploy-nim-docker.yml", check=True)
+    if root_can_raise_memlock():
+        assert r.rc == 0 and "[memlock_limit]" not in r.out, r.out[-4000:]
+    else:
+        assert r.rc != 0, r.out[-4000:]
+        assert "[memlock_limit]" in r.out and "cannot raise the locked-memory limit to unlimited" in r.out, \
+            r.out[-4000:]
+    assert replica_containers(hosts) == {}
+
+
+def test_host_shm_smaller_than_asked_is_refused_with_the_host_ipc_namespace(deployment):
+    hosts = deployment["hosts"]
+    r = run_playbook(deployment["inventory"]["shm_too_big"], "deploy-nim-docker.yml", check=True)
+    assert r.rc != 0, r.out[-4000:]
+    assert "[shm_too_small]" in r.out and "less than the 100t of shared memory" in r.out, r.out[-4000:]
+    assert replica_containers(hosts) == {}
+
+
+def test_devices_capability_memlock_and_ipc_reach_every_container(deployment):
+    hosts = deployment["hosts"]
+    r = run_playbook(deployment["inventory"]["rdma"], "deploy-nim-docker.yml")
+    assert r.rc == 0, r.out[-6000:]
+    assert "2/2 Ray nodes alive" in r.out
+    memlock = grantable_memlock_bytes()
+    containers = replica_containers(hosts)
+    assert set(containers) == {f"{NAME}-ray-head", f"{NAME}-ray-worker", f"{NAME}-server"}, set(containers)
+    for name, c in containers.items():
+        # What the container really got, seen from inside: Podman's inspect output lists no devices.
+        # (Podman's inspect output lists no devices and calls the host IPC namespace "shareable".)
+        seen = c.exec_run(["sh", "-c", "stat -c '%t:%T' /dev/infiniband/uverbs0 && ulimit -l && ulimit -n "
+                                       "&& readlink /proc/self/ns/ipc"])
+        assert seen.exit_code == 0, (name, seen.output.decode())
+        assert seen.output.decode().split() == ["e7:c0", str(memlock // 1024), "1024", host_ipc_namespace()], \
+            (name, seen.output.decode())
+        c.reload()
+        host_config = c.attrs["HostConfig"]
+        assert {cap.removeprefix("CAP_") for cap in host_config.get("CapAdd") or []} >= {"IPC_LOCK"}, name
+        env = dict(e.split("=", 1) for e in c.attrs["Config"]["Env"])
+        if "-ray-" in name:
+            assert env.get("NCCL_IB_DISABLE") == "0", (name, env.get("NCCL_IB_DISABLE"))
+    cache = os.stat(deployment["cache"])
+    assert (cache.st_uid, cache.st_gid, stat.S_IMODE(cache.st_mode)) == (1000, 1000, 0o775)
+
+    again = run_playbook(deployment["inventory"]["rdma"], "deploy-nim-docker.yml")
+    assert again.rc == 0 and again.changed() == {LEADER: 0, WORKER: 0}, again.out[-4000:]
+
+
+def test_a_changed_host_option_recreates_the_containers(deployment):
+    """The engines do not report these options alike, so the collection compares its own record of them (a
+    label): dropping the IPC setting must still reach every container."""
+    hosts = deployment["hosts"]
+    r = run_playbook(deployment["inventory"]["rdma_default_ipc"], "deploy-nim-docker.yml")
+    assert r.rc == 0, r.out[-6000:]
+    assert r.changed()[LEADER] > 0 and r.changed()[WORKER] > 0, r.recap()
+    for name, c in replica_containers(hosts).items():
+        ipc = c.exec_run(["readlink", "/proc/self/ns/ipc"]).output.decode().strip()
+        assert ipc.startswith("ipc:[") and ipc != host_ipc_namespace(), (name, ipc)
+    again = run_playbook(deployment["inventory"]["rdma_default_ipc"], "deploy-nim-docker.yml")
+    assert again.rc == 0 and again.changed() == {LEADER: 0, WORKER: 0}, again.out[-4000:]
