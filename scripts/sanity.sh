@@ -37,9 +37,7 @@ fi
 shellcheck_version=0.9.0-1
 if ! command -v shellcheck >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "[sanity] installing shellcheck $shellcheck_version (Debian package)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "shellcheck=$shellcheck_version" >/dev/null
+    scripts/apt-install.sh --no-install-recommends "shellcheck=$shellcheck_version"
   else
     echo "[sanity] shellcheck is required: apt-get install shellcheck=$shellcheck_version" >&2
     exit 1

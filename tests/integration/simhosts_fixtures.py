@@ -199,7 +199,8 @@ class SimHosts:
 
 
 def run_playbook(inventory: Path, playbook: str, *, check: bool = False, diff: bool = False,
-                 verbosity: int = 0, env: dict | None = None, timeout: float = 1500) -> PlayResult:
+                 verbosity: int = 0, env: dict | None = None, timeout: float = 1500,
+                 limit: str | None = None) -> PlayResult:
     full_env = dict(os.environ)
     full_env.update({
         "ANSIBLE_COLLECTIONS_PATH": str(collections_root()),
@@ -213,6 +214,7 @@ def run_playbook(inventory: Path, playbook: str, *, check: bool = False, diff: b
     full_env.update(env or {})
     cmd = [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(REPO / "playbooks" / playbook)]
     cmd += (["--check"] if check else []) + (["--diff"] if diff else []) + (["-" + "v" * verbosity] if verbosity else [])
+    cmd += ["--limit", limit] if limit else []
     start = time.monotonic()
     r = subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout, cwd=str(REPO), check=False)
     return PlayResult(r.returncode, r.stdout + r.stderr, time.monotonic() - start)

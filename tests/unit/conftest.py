@@ -1,14 +1,15 @@
-"""Make the working tree importable as ansible_collections.nimops.multinode for the unit tests.
+"""Make the working tree the collection nimops.multinode for the unit tests.
 
-`ansible_collections` is a namespace package (the `ansible` package ships one in site-packages), so a second
-directory holding ansible_collections/nimops/multinode -> <repository> joins it without copying anything.
+A directory holding ansible_collections/nimops/multinode -> <repository> is given to Ansible's collection loader,
+so nothing is copied.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
+
+from ansible.plugins.loader import init_plugin_loader
 
 REPO = Path(__file__).resolve().parents[2]
 ROOT = REPO / "build" / "unit-collections"
@@ -20,5 +21,6 @@ if not LINK.is_symlink():
         LINK.symlink_to(os.path.relpath(REPO, LINK.parent), target_is_directory=True)
     except FileExistsError:  # another test run created it in the meantime
         pass
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# Ansible's own collection loader, as in a playbook run: imports by collection name and the roles' FQCN filters
+# (rendered by Templar in the role tests) both resolve to the working tree.
+init_plugin_loader([str(ROOT)])

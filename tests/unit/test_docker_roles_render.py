@@ -12,7 +12,8 @@ import pytest
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
-ROLES = Path(__file__).resolve().parents[2] / "roles"
+REPO = Path(__file__).resolve().parents[2]
+ROLES = REPO / "roles"
 
 
 def trusted(value):
@@ -42,10 +43,20 @@ def render(role: str, expr: str, **overrides):
     ("4", [{"driver": "nvidia", "count": 4, "capabilities": [["gpu"]]}]),
 ])
 def test_ray_nodes_request_gpus_per_node(gpus, expected):
-    assert render("docker_ray_cluster", "{{ _docker_ray_cluster_device_requests }}",
+    assert render("docker_ray_cluster", "{{ _docker_ray_cluster_host_options.device_requests }}",
                   docker_ray_cluster_gpus_per_node=gpus) == expected
-    assert render("docker_nim_server", "{{ _docker_nim_server_device_requests }}",
+    assert render("docker_nim_server", "{{ _docker_nim_server_host_options.device_requests }}",
                   docker_nim_server_gpus_per_node=gpus) == expected
+
+
+@pytest.mark.parametrize("role", ["docker_ray_cluster", "docker_nim_server"])
+def test_both_roles_derive_the_same_host_options_from_their_own_variables(role):
+    options = render(role, "{{ _%s_host_options }}" % role, **{
+        role + "_rdma": "true", role + "_rdma_devices": ["/dev/infiniband"], role + "_memlock": 1024,
+        role + "_ulimits": ["nofile:4096"], role + "_ipc_mode": "host"})
+    assert options == {"device_requests": [{"driver": "nvidia", "count": 8, "capabilities": [["gpu"]]}],
+                       "devices": ["/dev/infiniband"], "capabilities": ["CAP_IPC_LOCK"],
+                       "ulimits": ["nofile:4096", "memlock:1024:1024"], "ipc_mode": "host"}
 
 
 def test_leader_is_the_first_host_of_the_replica_unless_named():
