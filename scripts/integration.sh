@@ -13,13 +13,13 @@ py=.venv/bin/python
 args=(-q --durations=40 -p no:cacheprovider)
 t=tests/integration
 # The bare-host part: whole files, and the bare-host cases of files that also test the cluster.
-host_files=("$t/test_docker_deploy.py" "$t/test_docker_host_options.py" "$t/test_docker_nim.py" "$t/test_docker_security.py"
-            "$t/test_faults_hosts.py" "$t/test_fleet_docker.py")
+host_files=("$t/test_docker_deploy.py" "$t/test_docker_engine.py" "$t/test_docker_host_options.py" "$t/test_docker_nim.py"
+            "$t/test_docker_security.py" "$t/test_faults_hosts.py" "$t/test_fleet_docker.py")
 host_cases=("$t/test_awx_jobs.py::test_docker_templates_on_the_sim_hosts"
             "$t/test_leak_scan.py::test_no_secret_leaks_on_bare_hosts"
             "$t/test_molecule.py::test_molecule_scenario[bare_hosts-sim_hosts-1500]")
 # Cluster suites that follow the bare-host part, chosen by their durations so that the two groups balance.
-moved_files=("$t/test_fleet_k8s.py" "$t/test_k8s_seed_configs.py")
+moved_files=("$t/test_fleet_k8s.py")
 
 if [ "${NIMOPS_TEST_SERIAL:-0}" = 1 ]; then
     tests/simcluster/build.sh || exit 1

@@ -5,7 +5,8 @@
 
 Use ``extends_documentation_fragment: [nimops.multinode.attributes]`` and set only ``support``
 (and ``details``) per attribute in the module, or add ``nimops.multinode.attributes.pure`` for
-modules that compute a result and change nothing.
+modules that compute a result and change nothing, ``nimops.multinode.attributes.read_only`` for modules
+that read a system and report.
 """
 
 from __future__ import annotations
@@ -39,4 +40,18 @@ attributes:
     description: Indicates this has a corresponding action plugin, so some parts of the work run on the controller.
     support: full
     details: The whole module runs on the controller (an action plugin of the same name); it contacts nothing.
+"""
+
+    # For modules that read a system and report: they never change it.
+    READ_ONLY = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details: Reads only, so check mode returns the same result as a normal run.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    details: Never changes anything.
 """

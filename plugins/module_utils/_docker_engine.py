@@ -232,3 +232,39 @@ def container_logs(params, environ=None):
             "names its socket")
     tty = bool((container.get("Config") or {}).get("Tty"))
     return {"exists": True, "state": container_state_summary(container), "lines": log_lines(body, tty, tail)}
+
+
+# The NVIDIA Container Toolkit's OCI hook: Docker Engine registers its "nvidia" device driver (the one GPU device
+# requests name) only when this is in dockerd's PATH.
+NVIDIA_HOOK = "nvidia-container-runtime-hook"
+
+
+def engine_identity(version, nvidia_hook):
+    """What the engine is and whether it attaches GPUs by device request, from its ``GET /version`` answer and
+    the path of the NVIDIA hook on the host ('' when absent).
+
+    Podman's Docker-compatible API accepts device requests and ignores them, and takes no CDI device names (seen
+    with Podman 4.3): its containers would start without GPUs.
+    """
+    names = [str(c.get("Name", "")) for c in version.get("Components") or []]
+    engine = "podman" if any("podman" in name.lower() for name in names) else "docker"
+    return {"engine": engine, "version": str(version.get("Version", "")),
+            "api_version": str(version.get("ApiVersion", "")), "nvidia_hook": nvidia_hook,
+            "gpu_device_requests": engine == "docker" and bool(nvidia_hook)}
+
+
+def engine_info(params, which, environ=None):
+    """``engine_identity`` of the engine at ``params``' address; ``which`` finds a program in PATH."""
+    settings = connection(params, environ)
+    try:
+        status, body = get(settings, "/version")
+        if status >= 400:
+            raise _ApiRefused(status, _engine_message(body))
+        version = json.loads(body)
+    except (OSError, http.client.HTTPException, ValueError, _ApiRefused) as exc:
+        raise EngineError(
+            "docker_api", "could not read the engine's version from %s: %s" % (settings["docker_host"], exc),
+            "the engine's API did not answer, or refused the request",
+            "check that the Docker or Podman service runs on the host and that docker_host (or DOCKER_HOST) "
+            "names its socket")
+    return engine_identity(version, which(NVIDIA_HOOK) or "")

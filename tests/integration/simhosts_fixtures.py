@@ -38,18 +38,21 @@ RAY_STATUS = ["sh", "-c", "set -a && . /run/nimops/secrets.env && set +a && exec
 _HELD = {"depth": 0}  # exclusive() is re-entrant within one test session
 
 
-def _simhosts(*args: str, host_set: str, timeout: float = 3600) -> subprocess.CompletedProcess:
+def _simhosts(*args: str, host_set: str, timeout: float = 3600, engine: str = "podman") -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(SIMHOSTS / "simhosts.py"), *args], capture_output=True,
-                          text=True, timeout=timeout, check=False, env=dict(os.environ, NIMOPS_SIMHOSTS_SET=host_set))
+                          text=True, timeout=timeout, check=False,
+                          env=dict(os.environ, NIMOPS_SIMHOSTS_SET=host_set, NIMOPS_SIMHOSTS_ENGINE=engine))
 
 
-def hosts_up(host_set: str, count: int) -> tuple[SimHosts, bool]:
+def hosts_up(host_set: str, count: int, engine: str = "podman") -> tuple[SimHosts, bool]:
     """The hosts of one set, brought up unless `count` of them already are; also whether they were started here."""
     status = _simhosts("status", host_set=host_set, timeout=120)
     info = json.loads(_simhosts("inventory", host_set=host_set, timeout=60).stdout or "{}")
+    if info.get("hosts") and info.get("engine") != engine:
+        pytest.fail(f"simulated hosts set {host_set} runs {info.get('engine')}, not {engine}: take it down first")
     started = False
     if status.returncode != 0 or len(info.get("hosts", {})) < count:
-        r = _simhosts("up", "--hosts", str(count), host_set=host_set)
+        r = _simhosts("up", "--hosts", str(count), host_set=host_set, engine=engine)
         if r.returncode != 0:
             pytest.fail(f"simulated hosts (set {host_set}) failed to start:\n{r.stdout}\n{r.stderr}")
         started = True
@@ -135,7 +138,7 @@ class SimHosts:
         return self.info["hosts"][host]["ansible_host"]
 
     def engine(self, host: str) -> docker.DockerClient:
-        """Docker SDK client on the host's own engine (podman's Docker-compatible API inside its namespace)."""
+        """Docker SDK client on the host's own engine (Docker Engine, or podman's Docker-compatible API)."""
         return docker.DockerClient(base_url=self.info["hosts"][host]["docker_host"], timeout=120)
 
     def host_path(self, host: str, path: str) -> Path:

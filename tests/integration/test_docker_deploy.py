@@ -150,13 +150,14 @@ def test_idempotent_check_then_idempotent(deployment):
     assert ray_nodes(deployment["hosts"])["alive"] == 2
 
 
-def test_worker_whose_head_is_not_in_the_run_is_refused_by_name(deployment):
-    """--limit to the worker leaves the head out of the run: the worker names that, changes nothing, keeps running."""
+def test_run_without_the_leader_is_refused_by_name(deployment):
+    """--limit to the worker leaves the leader out of the run: refused by name, nothing changed, still running."""
     hosts = deployment["hosts"]
     before = hosts.engine(WORKER).containers.get(f"{NAME}-ray-worker").attrs["State"]["StartedAt"]
     r = play(deployment, limit=WORKER)
     assert r.rc != 0, r.out[-4000:]
-    assert f"[ray_head_not_started] The Ray head on {LEADER} was not started in this run" in r.out, r.out[-4000:]
+    assert f"[leader_not_in_run] {LEADER}, the leader of replica1, is not among this run's hosts" in r.out, \
+        r.out[-4000:]
     assert "is undefined" not in r.out, r.out[-4000:]
     assert r.changed() == {WORKER: 0}, r.out[-4000:]
     worker = hosts.engine(WORKER).containers.get(f"{NAME}-ray-worker")

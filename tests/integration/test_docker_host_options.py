@@ -68,6 +68,7 @@ def deployment(sim_hosts: SimHosts, tiny_model_cache: Path, tmp_path_factory) ->
     }
     inv["shm_too_big"] = sim_hosts.inventory(d / "shm_too_big.yml", dict(
         base, nim_docker_ipc_mode="host", nim_docker_shm_size="100t"))
+    inv["gpus"] = sim_hosts.inventory(d / "gpus.yml", dict(base, nim_docker_gpus_per_node=1))
     inv["rdma_default_ipc"] = sim_hosts.inventory(d / "rdma_default_ipc.yml", dict(
         yaml.safe_load(inv["rdma"].read_text())["nim_docker"]["vars"], nim_docker_ipc_mode=""))
     with sim_hosts.exclusive():
@@ -102,6 +103,18 @@ def test_memlock_the_kernel_refuses_is_named_before_anything_starts(deployment):
         assert r.rc != 0, r.out[-4000:]
         assert "[memlock_limit]" in r.out and "cannot raise the locked-memory limit to unlimited" in r.out, \
             r.out[-4000:]
+    assert replica_containers(hosts) == {}
+
+
+def test_gpus_on_podman_are_refused_before_anything_starts(deployment):
+    """Podman's Docker-compatible API accepts a GPU device request and ignores it (and takes no CDI names):
+    a replica asking for GPUs there would start without them."""
+    hosts = deployment["hosts"]
+    r = run_playbook(deployment["inventory"]["gpus"], "deploy-nim-docker.yml")
+    assert r.rc != 0, r.out[-4000:]
+    assert f"[gpu_attachment] {LEADER} runs podman 4." in r.out, r.out[-4000:]
+    assert "ignores GPU device requests" in r.out and "Fix: run Docker Engine with the NVIDIA" in r.out, r.out[-4000:]
+    assert r.recap()[LEADER]["failed"] == 1 and r.recap()[WORKER]["failed"] == 1, r.recap()
     assert replica_containers(hosts) == {}
 
 

@@ -1,4 +1,4 @@
-"""Simulated bare-metal hosts: network namespaces on a bridge, each with its own sshd and podman engine.
+"""Simulated bare-metal hosts: network namespaces on a bridge, each with its own sshd and container engine.
 
 Every host is a network namespace with one address on the bridge (10.77.0.0/24) plus a private mount
 namespace in which /etc/nimops and /var/lib/nimops are that host's own directories, so files a role writes on
@@ -8,9 +8,12 @@ one host are not seen on another. Each host runs:
   - `podman system service` (Docker-compatible API) with its own storage and runtime directories, entered
     with nsenter (not `ip netns exec`, which remounts /sys and breaks cgroups), so `--network host`
     containers see the host's address. Images come read-only from a shared store built by build-image.sh.
+  - or, with NIMOPS_SIMHOSTS_ENGINE=docker, Docker Engine (Debian's docker.io: dockerd with its own containerd),
+    one data root, exec root and socket per host. Docker cannot read another engine's store: the test image is
+    loaded into each host's data root once, which is kept (beside the image cache, keyed by it) across up/down.
 
 Processes are started with setsid, their PIDs recorded in $STATE/pids.json, and stopped by PID.
-Usage: simhosts.py up [--hosts N] | down | status | inventory
+Usage: [NIMOPS_SIMHOSTS_ENGINE=podman|docker] simhosts.py up [--hosts N] | down | status | inventory
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ FIRST_HOST_OCTET = 11
 # Paths that are private per simulated host (bind-mounted inside the host's mount namespace).
 PRIVATE_DIRS = ("/etc/nimops", "/var/lib/nimops")
 DEFAULT_ULIMITS = ["nofile=1024:1024", "nproc=4096:4096"]
+ENGINE = os.environ.get("NIMOPS_SIMHOSTS_ENGINE", "podman")
+ENGINES = ("podman", "docker")
 
 
 def host_name(i: int) -> str:
@@ -214,7 +219,11 @@ def write_engine_config(i: int, store: str) -> dict:
     return env
 
 
-def sshd_config(i: int) -> Path:
+def engine_socket(i: int, engine: str) -> Path:
+    return STATE / host_name(i) / "engine" / ("podman.sock" if engine == "podman" else "docker.sock")
+
+
+def sshd_config(i: int, engine: str) -> Path:
     hdir, ssh = STATE / host_name(i), STATE / "ssh"
     cfg = hdir / "sshd_config"
     cfg.write_text(
@@ -230,7 +239,7 @@ def sshd_config(i: int) -> Path:
         "StrictModes no\n"
         "Subsystem sftp internal-sftp\n"
         # Sessions on this host talk to this host's engine.
-        f"SetEnv DOCKER_HOST=unix://{hdir / 'engine' / 'podman.sock'}\n"
+        f"SetEnv DOCKER_HOST=unix://{engine_socket(i, engine)}\n"
     )
     return cfg
 
@@ -244,8 +253,49 @@ def podman_local(i: int, env: dict, *args: str, check: bool = True) -> subproces
     return run(engine_cmd(i, nsfile) + ["podman", *args], check=check, env=env)
 
 
+def docker_root(i: int, store: str) -> Path:
+    """The host's Docker data root, kept beside the image cache it was loaded from (so keyed by the image)."""
+    return Path(store).parent / "docker" / host_name(i)
+
+
+def start_dockerd(i: int, nsfile: Path, store: str) -> int:
+    engine = STATE / host_name(i) / "engine"
+    (engine / "exec").mkdir(parents=True, exist_ok=True)
+    root = docker_root(i, store)
+    root.mkdir(parents=True, exist_ok=True)
+    argv = ["dockerd", f"--data-root={root}", f"--exec-root={engine / 'exec'}", f"--pidfile={engine / 'docker.pid'}",
+            f"--host=unix://{engine_socket(i, 'docker')}", "--storage-driver=overlay2",
+            "--exec-opt=native.cgroupdriver=cgroupfs", f"--cgroup-parent=/nimops-{host_name(i)}",
+            # host networking only: no bridge, no NAT rules in the host's namespace
+            "--bridge=none", "--iptables=false", "--log-level=warn"]
+    argv += [f"--default-ulimit={u}" for u in DEFAULT_ULIMITS]
+    return start_daemon(engine_cmd(i, nsfile) + argv, STATE / host_name(i) / "dockerd.log")
+
+
+def load_image_into_docker(i: int, image: str, store: str) -> None:
+    """Docker reads no other engine's store: stream the image from the shared podman store, once per data root."""
+    sock = f"unix://{engine_socket(i, 'docker')}"
+    if run(["docker", "-H", sock, "image", "inspect", image], check=False).returncode == 0:
+        return
+    print(f"simhosts: loading {image} into {host_name(i)}'s Docker (once per data root)", flush=True)
+    # the run root the store was built with (build-image.sh; podman records it in the store's database)
+    runroot = "/run/nimops-img-" + image.rsplit(":", 1)[1]
+    save = subprocess.Popen(["podman", "--root", store, "--runroot", runroot, "--storage-driver", "overlay",
+                             "save", "--format", "docker-archive", image],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    load = subprocess.run(["docker", "-H", sock, "load"], stdin=save.stdout, capture_output=True, text=True,
+                          check=False)
+    save.stdout.close()
+    save_err = save.communicate()[1].decode(errors="replace")
+    if save.returncode != 0 or load.returncode != 0:
+        raise SystemExit(f"simhosts: loading {image} into {host_name(i)}'s Docker failed: {save_err}"
+                         f"{load.stdout}{load.stderr}")
+
+
 def up(n: int, build_image: bool = True) -> None:
-    subprocess.run([str(HERE / "install-deps.sh")], check=True)
+    if ENGINE not in ENGINES:
+        raise SystemExit(f"simhosts: NIMOPS_SIMHOSTS_ENGINE must be one of {', '.join(ENGINES)}, not {ENGINE!r}")
+    subprocess.run([str(HERE / "install-deps.sh")] + (["docker.io"] if ENGINE == "docker" else []), check=True)
     if build_image:
         subprocess.run([str(HERE / "build-image.sh")], check=True)
     image, store = image_info()
@@ -261,23 +311,30 @@ def up(n: int, build_image: bool = True) -> None:
         ensure_netns(i)
         nsfile = ensure_mountns(i)
         env = write_engine_config(i, store)
-        entry = pids.setdefault(name, {"ip": host_ip(i)})
-        sock = STATE / name / "engine" / "podman.sock"
-        if not alive(entry.get("podman", 0)):
+        entry = pids.setdefault(name, {"ip": host_ip(i), "engine": ENGINE})
+        if entry.get("engine", "podman") != ENGINE:
+            raise SystemExit(f"simhosts: {name} runs {entry['engine']}; take the set down first to switch engines")
+        sock = engine_socket(i, ENGINE)
+        if not alive(entry.get("engine_pid", 0)):
             sock.unlink(missing_ok=True)
-            entry["podman"] = start_daemon(
-                engine_cmd(i, nsfile) + ["podman", "system", "service", "--time=0", f"unix://{sock}"],
-                STATE / name / "podman.log", env=env)
+            if ENGINE == "podman":
+                entry["engine_pid"] = start_daemon(
+                    engine_cmd(i, nsfile) + ["podman", "system", "service", "--time=0", f"unix://{sock}"],
+                    STATE / name / "podman.log", env=env)
+            else:
+                entry["engine_pid"] = start_dockerd(i, nsfile, store)
         if not alive(entry.get("sshd", 0)):
             entry["sshd"] = start_daemon(
-                engine_cmd(i, nsfile) + ["/usr/sbin/sshd", "-D", "-e", "-f", str(sshd_config(i))],
+                engine_cmd(i, nsfile) + ["/usr/sbin/sshd", "-D", "-e", "-f", str(sshd_config(i, ENGINE))],
                 STATE / name / "sshd.log")
         entry["docker_host"] = f"unix://{sock}"
         save_pids(pids)
-        wait_for(sock.exists, f"{name} engine socket {sock}")
+        wait_for(sock.exists, f"{name} engine socket {sock}", timeout=60.0)
+        if ENGINE == "docker":
+            load_image_into_docker(i, image, store)
         wait_for(lambda: tcp_open(host_ip(i), 22), f"{name} sshd on {host_ip(i)}:22")
-        print(f"simhosts: {name} {host_ip(i)} sshd={entry['sshd']} podman={entry['podman']} image={image}")
-    pids["_meta"] = {"image": image, "store": str(store), "hosts": n,
+        print(f"simhosts: {name} {host_ip(i)} sshd={entry['sshd']} {ENGINE}={entry['engine_pid']} image={image}")
+    pids["_meta"] = {"image": image, "store": str(store), "hosts": n, "engine": ENGINE,
                      "ssh_key": str(STATE / "ssh" / "id_ed25519")}
     save_pids(pids)
 
@@ -293,11 +350,17 @@ def down() -> None:
         nsfile = STATE / "ns" / f"{name}.mnt"
         env = write_engine_config(i, pids.get("_meta", {}).get("store", "/nonexistent"))
         if nsfile.exists() and is_mountpoint(nsfile):
-            # Containers outlive the API service (conmon): remove them while the engine's namespaces exist.
-            podman_local(i, env, "rm", "--all", "--force", "--time", "0", check=False)
-        for key in ("sshd", "podman"):
+            # Containers outlive the API service (conmon, containerd's shims): remove them while the engine runs.
+            if entry.get("engine", "podman") == "podman":
+                podman_local(i, env, "rm", "--all", "--force", "--time", "0", check=False)
+            elif alive(entry.get("engine_pid", 0)):
+                sock = f"unix://{engine_socket(i, 'docker')}"
+                ids = run(["docker", "-H", sock, "ps", "--all", "--quiet"], check=False).stdout.split()
+                if ids:
+                    run(["docker", "-H", sock, "rm", "--force", *ids], check=False)
+        for key in ("sshd", "engine_pid"):
             if entry.get(key):
-                stop_pid(entry[key])
+                stop_pid(entry[key], timeout=30.0)
         # What outlives sshd's listener: SSH sessions held open by controllers' ControlPersist masters.
         if Path(f"/run/netns/{name}").exists():
             left = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True, check=False)
@@ -329,12 +392,17 @@ def status() -> int:
     rc = 0
     for i in host_indexes(pids):
         name, entry = host_name(i), pids[host_name(i)]
-        state = {k: ("up" if alive(entry.get(k, 0)) else "DOWN") for k in ("sshd", "podman")}
+        engine = entry.get("engine", "podman")
+        state = {k: ("up" if alive(entry.get(k, 0)) else "DOWN") for k in ("sshd", "engine_pid")}
         rc |= any(v != "up" for v in state.values())
-        print(f"{name} {entry['ip']} sshd={entry.get('sshd')}:{state['sshd']} podman={entry.get('podman')}:{state['podman']}")
-        if state["podman"] == "up":
-            env = write_engine_config(i, pids["_meta"]["store"])
-            out = podman_local(i, env, "ps", "--all", "--format", "{{.Names}} {{.Status}}", check=False).stdout
+        print(f"{name} {entry['ip']} sshd={entry.get('sshd')}:{state['sshd']} "
+              f"{engine}={entry.get('engine_pid')}:{state['engine_pid']}")
+        if state["engine_pid"] == "up":
+            fmt = ["ps", "--all", "--format", "{{.Names}} {{.Status}}"]
+            if engine == "podman":
+                out = podman_local(i, write_engine_config(i, pids["_meta"]["store"]), *fmt, check=False).stdout
+            else:
+                out = run(["docker", "-H", f"unix://{engine_socket(i, 'docker')}", *fmt], check=False).stdout
             for line in out.splitlines():
                 print(f"    {line}")
     if not host_indexes(pids):
@@ -350,7 +418,8 @@ def inventory() -> None:
                             "docker_host": pids[host_name(i)]["docker_host"],
                             "state_dir": str(STATE / host_name(i))}
              for i in host_indexes(pids)}
-    print(json.dumps({"hosts": hosts, "ssh_key": meta.get("ssh_key"), "image": meta.get("image")}, indent=2))
+    print(json.dumps({"hosts": hosts, "ssh_key": meta.get("ssh_key"), "image": meta.get("image"),
+                      "engine": meta.get("engine", "podman")}, indent=2))
 
 
 def main() -> int:

@@ -22,7 +22,9 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.nimops.multinode.plugins.module_utils import _docker_engine as engine
 from ansible_collections.nimops.multinode.plugins.module_utils._docker_engine import (
     ENGINE_ARGSPEC, EngineError, connection, container_logs, demux, log_lines)
-from ansible_collections.nimops.multinode.plugins.modules import docker_logs
+from ansible_collections.nimops.multinode.plugins.doc_fragments.docker_engine import (
+    ModuleDocFragment as DockerEngineFragment)
+from ansible_collections.nimops.multinode.plugins.modules import docker_engine_info, docker_logs
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -121,9 +123,11 @@ EXITED = dict(RUNNING, Id="dead" * 16, Name="/nim-ray-head", Config={"Tty": True
 
 
 class FakeEngine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    """The two endpoints docker_logs calls, as Docker answers them (chunked log body, JSON errors)."""
+    """The endpoints docker_logs and docker_engine_info call, as Docker answers them (chunked log body, JSON
+    errors)."""
 
     daemon_threads = True
+    version = {"Version": "20.10.24+dfsg1", "ApiVersion": "1.41", "Components": [{"Name": "Engine"}]}
 
     def __init__(self, path, containers, logs):
         self.containers, self.logs, self.requests = containers, logs, []
@@ -156,6 +160,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         self.server.requests.append(self.path)
+        if re.match(r"^(?:/v[\d.]+)?/version$", self.path):
+            self.reply(200, json.dumps(self.server.version).encode())
+            return
         match = re.match(r"^(?:/v[\d.]+)?/containers/([^/]+)/(json|logs)(?:\?(.*))?$", self.path)
         by_name = {c["Name"].lstrip("/"): c for c in self.server.containers}
         by_id = {c["Id"]: c for c in self.server.containers}
@@ -201,6 +208,21 @@ def test_container_logs_reads_state_and_tail(fake_engine):
                                 "restart_count": 0, "error": "", "started_at": "2026-11-27T12:00:01.5Z"}}
     assert server.requests == ["/containers/nim-server/json",
                                "/containers/%s/logs?stdout=1&stderr=1&tail=2&timestamps=0" % RUNNING["Id"]]
+
+
+def test_engine_info_reads_the_version_and_looks_for_the_nvidia_hook(fake_engine):
+    server, host = fake_engine([], {})
+    looked_for = []
+    result = engine.engine_info(params(docker_host=host), lambda name: looked_for.append(name) or "/usr/bin/" + name,
+                                {})
+    assert result == {"engine": "docker", "version": "20.10.24+dfsg1", "api_version": "1.41",
+                      "nvidia_hook": "/usr/bin/nvidia-container-runtime-hook", "gpu_device_requests": True}
+    assert looked_for == ["nvidia-container-runtime-hook"] and server.requests == ["/version"]
+
+
+def test_engine_info_names_an_engine_that_does_not_answer(tmp_path):
+    with pytest.raises(engine.EngineError, match=r"^\[docker_api\] could not read the engine's version from unix://"):
+        engine.engine_info(params(docker_host="unix://%s/none.sock" % tmp_path), lambda name: None, {})
 
 
 def test_container_logs_of_a_tty_container_with_a_pinned_api_version(fake_engine):
@@ -282,11 +304,15 @@ def test_module_failure(args, message, capsys, monkeypatch):
     assert result["msg"].startswith(message)
 
 
-def test_module_options_are_community_dockers_connection_options():
-    """Tasks written for community.docker's modules (docker_host, tls, ...) keep working unchanged."""
+@pytest.mark.parametrize("module,own", [(docker_logs, {"name", "tail"}), (docker_engine_info, set())])
+def test_module_options_are_community_dockers_connection_options(module, own):
+    """Tasks written for community.docker's modules (docker_host, tls, ...) keep working unchanged; the options
+    come from the doc fragment both modules extend."""
     import yaml
-    documented = yaml.safe_load(docker_logs.DOCUMENTATION)["options"]
-    assert set(documented) == {"name", "tail"} | set(ENGINE_ARGSPEC)
+    assert "nimops.multinode.docker_engine" in yaml.safe_load(module.DOCUMENTATION)["extends_documentation_fragment"]
+    documented = dict(yaml.safe_load(module.DOCUMENTATION)["options"] or {},
+                      **yaml.safe_load(DockerEngineFragment.DOCUMENTATION)["options"])
+    assert set(documented) == own | set(ENGINE_ARGSPEC)
     for name, spec in ENGINE_ARGSPEC.items():
         assert documented[name]["type"] == spec["type"]
         assert documented[name].get("default") == spec.get("default")
