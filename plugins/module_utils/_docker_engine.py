@@ -187,6 +187,15 @@ def get(settings, path, query=None):
         conn.close()
 
 
+def _unanswered(what, settings, exc):
+    """The refusal for a request the engine did not answer or refused."""
+    return EngineError(
+        "docker_api", "could not read %s from %s: %s" % (what, settings["docker_host"], exc),
+        "the engine's API did not answer, or refused the request",
+        "check that the Docker or Podman service runs on the host and that docker_host (or DOCKER_HOST) "
+        "names its socket")
+
+
 def demux(raw):
     """The bytes of the Engine API's multiplexed log stream (8-byte frame headers: stream, 0, 0, 0, big-endian
     length), stdout and stderr in the order they were written. Data that is not framed is returned as it is."""
@@ -225,11 +234,7 @@ def container_logs(params, environ=None):
             raise _ApiRefused(status, _engine_message(body))
     except (OSError, http.client.HTTPException, ValueError, KeyError, _ApiRefused) as exc:
         # OSError covers connection refused, a missing socket, timeouts and TLS errors (ssl.SSLError)
-        raise EngineError(
-            "docker_api", "could not read the logs of container %s from %s: %s" % (name, settings["docker_host"], exc),
-            "the engine's API did not answer, or refused the request",
-            "check that the Docker or Podman service runs on the host and that docker_host (or DOCKER_HOST) "
-            "names its socket")
+        raise _unanswered("the logs of container %s" % name, settings, exc)
     tty = bool((container.get("Config") or {}).get("Tty"))
     return {"exists": True, "state": container_state_summary(container), "lines": log_lines(body, tty, tail)}
 
@@ -262,9 +267,5 @@ def engine_info(params, which, environ=None):
             raise _ApiRefused(status, _engine_message(body))
         version = json.loads(body)
     except (OSError, http.client.HTTPException, ValueError, _ApiRefused) as exc:
-        raise EngineError(
-            "docker_api", "could not read the engine's version from %s: %s" % (settings["docker_host"], exc),
-            "the engine's API did not answer, or refused the request",
-            "check that the Docker or Podman service runs on the host and that docker_host (or DOCKER_HOST) "
-            "names its socket")
+        raise _unanswered("the engine's version", settings, exc)
     return engine_identity(version, which(NVIDIA_HOOK) or "")
