@@ -10,6 +10,7 @@ LWS, to test installing it). Other test beds add their own fixtures beside these
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -237,9 +238,10 @@ class OciRegistry:
         return [line for line in self.log.read_text().splitlines() if line.split(" ", 2)[-1].startswith("request ")]
 
 
-@pytest.fixture
-def oci_registry(tmp_path):
-    """A fresh registry on a free loopback port, stopped (by its PID) after the test."""
+@contextlib.contextmanager
+def running_oci_registry(state_dir: Path, netns: str | None = None):
+    """The OCI registry on a free loopback port (of network namespace ``netns`` when given, where a simulated
+    host's engine reaches it), stopped by its PID on exit."""
     build = subprocess.run(["bash", str(REPO / "tests" / "simcluster" / "build.sh"), "oci-registry"],
                            capture_output=True, text=True, timeout=900, check=False)
     assert build.returncode == 0, build.stdout + build.stderr
@@ -247,24 +249,33 @@ def oci_registry(tmp_path):
                     .splitlines() if "=" in line and not line.startswith("#"))
     digest = hashlib.sha256((REPO / "tests" / "simcluster" / "oci-registry" / "main.go").read_bytes()).hexdigest()
     binary = CACHE / "bin" / f"oci-registry-{versions['OCI_REGISTRY_VERSION']}-{digest[:12]}"
+    enter = ["nsenter", f"--net=/run/netns/{netns}"] if netns else []
+    # a port free here is almost surely free in a test namespace too; a clash shows as the registry exiting
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    creds = tmp_path / "registry-credentials"
+    creds = state_dir / "registry-credentials"
     password = "FAKEregistrypass" + uuid.uuid4().hex[:12]
     creds.write_text("chartbot:" + password)
     creds.chmod(0o600)
-    log = tmp_path / "registry.log"
+    log = state_dir / "registry.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([str(binary), "-listen", f"127.0.0.1:{port}", "-credentials", str(creds)],
+        proc = subprocess.Popen(enter + [str(binary), "-listen", f"127.0.0.1:{port}", "-credentials", str(creds)],
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
         def answering():
-            with socket.socket() as sock:
-                sock.settimeout(0.3)
-                return sock.connect_ex(("127.0.0.1", port)) == 0
+            assert proc.poll() is None, log.read_text()
+            probe = enter + [sys.executable, "-c", f"import socket; socket.create_connection(('127.0.0.1', {port}), 1)"]
+            return subprocess.run(probe, capture_output=True, timeout=10, check=False).returncode == 0
         wait_until("the OCI registry to listen", answering, timeout=30, interval=0.2)
         yield OciRegistry(f"127.0.0.1:{port}", "chartbot", password, log)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def oci_registry(tmp_path):
+    """A fresh registry on a free loopback port, stopped (by its PID) after the test."""
+    with running_oci_registry(tmp_path) as registry:
+        yield registry

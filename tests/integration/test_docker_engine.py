@@ -2,14 +2,20 @@
 rather than Podman's Docker-compatible service, which every other bare-host suite uses.
 
 The tests run in file order and share one replica of two hosts (set 8, its own bridge): GPUs refused without the
-NVIDIA Container Toolkit, before anything starts -> deploy (Ray across both
-hosts, vLLM CPU serving the tiny model on the leader, the API key required, no secret in `docker inspect`) ->
-check mode and a re-run change nothing -> teardown leaves no container, and a second teardown changes nothing.
+NVIDIA Container Toolkit, before anything starts -> deploy (Ray across both hosts, vLLM CPU serving the tiny model
+on the leader, the API key required, no secret in `docker inspect`) -> check mode and a re-run change nothing ->
+an image from a private registry (a stand-in with basic auth on the leader's loopback) pulled with its login only,
+which no file keeps -> teardown leaves no container, and a second teardown changes nothing.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import os
+import tarfile
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -18,6 +24,8 @@ import requests
 
 from simhosts_fixtures import RAY_STATUS, SimHosts, hosts_down, hosts_up, model_cache_dir, run_playbook
 from simhosts_fixtures import tiny_vllm_deployment
+from conftest import running_oci_registry
+from k8s_playbooks import CmdlineScanner
 from ansible_collections.nimops.multinode.plugins.module_utils._ray_status import parse_ray_status
 
 SET = "8"
@@ -100,6 +108,98 @@ def test_check_mode_and_rerun_change_nothing(deployment):
         r = play(deployment, check=check, diff=True)
         assert r.rc == 0, r.out[-6000:]
         assert r.changed() == {LEADER: 0, WORKER: 0}, r.out[-6000:]
+
+
+PULL_PLAY = """
+- name: Pull the replica's image with the registry login (docker_ray_cluster's pull step)
+  hosts: {host}
+  gather_facts: false
+  tasks:
+    - name: Pull
+      ansible.builtin.include_role:
+        name: nimops.multinode.docker_ray_cluster
+        tasks_from: pull.yml
+"""
+
+
+def tiny_image_tar() -> bytes:
+    """A one-file root filesystem: an image small enough to push and pull in a second."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = b"nimops registry login test\n"
+        info = tarfile.TarInfo("etc/nimops-test")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_image_from_a_private_registry_is_pulled_with_its_login_only(deployment, tmp_path):
+    """The registry login (nvcr.io's `$oauthtoken` + NGC key, here a stand-in registry with basic auth on the
+    leader's loopback) goes through the engine's API, is used for that registry's image only, and is not left on
+    the host; check mode pulls nothing; a re-run finds the image and logs in to nothing."""
+    hosts = deployment["hosts"]
+    engine = hosts.engine(LEADER)
+    with running_oci_registry(tmp_path, netns=LEADER) as reg:
+        image = f"{reg.host}/nim/registry-login-test"
+        engine.api.import_image_from_data(tiny_image_tar(), repository=image, tag="1")
+        pushed = engine.images.push(image, tag="1", auth_config={"username": reg.username, "password": reg.password})
+        assert '"error"' not in pushed, pushed
+        engine.images.remove(f"{image}:1")
+        playbook = tmp_path / "pull.yml"
+        playbook.write_text(PULL_PLAY.format(host=LEADER))
+        inventory = hosts.inventory(tmp_path / "inventory.yml", {
+            "docker_ray_cluster_image": f"{image}:1", "docker_ray_cluster_registry": f"http://{reg.host}/",
+            "docker_ray_cluster_registry_username": reg.username, "docker_ray_cluster_registry_password": reg.password})
+        needles = [reg.password, base64.b64encode(f"{reg.username}:{reg.password}".encode()).decode()]
+
+        def pulled() -> bool:
+            return any(f"{image}:1" in i.tags for i in engine.images.list())
+
+        served = len(reg.requests())
+        r = run_playbook(inventory, str(playbook), check=True)
+        assert r.rc == 0 and r.changed()[LEADER] == 1, r.out[-4000:]
+        assert not pulled() and len(reg.requests()) == served, reg.requests()[served:]
+
+        with CmdlineScanner(needles) as scan:
+            r = run_playbook(inventory, str(playbook), verbosity=4)
+        assert r.rc == 0, r.out[-6000:]
+        assert pulled()
+        assert scan.samples > 5 and scan.hits == []
+        assert not any(n in r.out for n in needles)
+        after = reg.requests()[served:]
+        assert any("/v2/nim/registry-login-test/manifests/1" in line and "status=200" in line for line in after), after
+        assert all("credentials=true" in line for line in after if "status=200" in line), after
+        # the login lived in a root-only temporary directory that is gone; nothing else under /tmp or in ~/.docker
+        # holds it
+        assert list(Path(tempfile.gettempdir()).glob("ansible.*.nimops-registry")) == []
+        for root in (Path(tempfile.gettempdir()), Path.home() / ".docker"):
+            for parent, _dirs, names in os.walk(root, onerror=lambda _err: None):
+                for name in names:
+                    if tmp_path in Path(parent, name).parents:  # the registry's own credentials, the inventories
+                        continue
+                    try:
+                        data = Path(parent, name).read_bytes() if Path(parent, name).stat().st_size < 1_000_000 else b""
+                    except OSError:
+                        continue
+                    assert not any(n.encode() in data for n in needles), Path(parent, name)
+
+        served = len(reg.requests())
+        r = run_playbook(inventory, str(playbook))
+        assert r.rc == 0 and r.changed() == {LEADER: 0}, r.out[-4000:]
+        assert len(reg.requests()) == served, reg.requests()[served:]
+
+        # a wrong password: the registry's refusal, named, and still no password in the output
+        engine.images.remove(f"{image}:1")
+        wrong = hosts.inventory(tmp_path / "wrong.yml", {
+            "docker_ray_cluster_image": f"{image}:1", "docker_ray_cluster_registry": reg.host,
+            "docker_ray_cluster_registry_username": reg.username,
+            "docker_ray_cluster_registry_password": "FAKE-wrong-" + reg.password})
+        r = run_playbook(wrong, str(playbook), verbosity=4)
+        assert r.rc != 0 and not pulled(), r.out[-4000:]
+        assert f"[registry_login] {LEADER}: the engine could not log in to {reg.host} as {reg.username}" in r.out
+        assert "401 Unauthorized" in r.out and "Fix: check the credential" in r.out, r.out[-4000:]
+        assert not any(n in r.out for n in needles + ["FAKE-wrong-"]), r.out[-4000:]
+        assert list(Path(tempfile.gettempdir()).glob("ansible.*.nimops-registry")) == []
 
 
 def test_teardown_removes_everything_and_is_idempotent(deployment):
