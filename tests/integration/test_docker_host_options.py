@@ -5,8 +5,9 @@ The simulated hosts have no InfiniBand hardware. The RDMA device is a stand-in: 
 uverbs major/minor numbers (231:192) made in each host's private /var/lib/nimops, passed as
 `<stand-in dir>:/dev/infiniband`; what is proven is that the devices, the capability and the limit reach every
 container the way the engine applies them, and that hosts that cannot provide them are refused before anything
-starts. The locked-memory limit is what this kernel lets root grant (the hosts share the machine's kernel): a limit
-above the hard limit is refused when root cannot raise it, which the test probes first.
+starts (one member refused stops the whole replica). The locked-memory limit is what this kernel lets root grant
+(the hosts share the machine's kernel): a limit above the hard limit is refused when root cannot raise it, which
+the test probes first.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from simhosts_fixtures import sim_hosts, tiny_model_cache  # noqa: F401  pylint:
 
 NAME = "hostopt" + uuid.uuid4().hex[:6]
 STAND_IN = "/var/lib/nimops/rdma-stand-in"  # inside each simulated host's own /var/lib/nimops
+LEADER_ONLY = "/var/lib/nimops/rdma-leader-only"
 # The simulated hosts' engine defaults (tests/simhosts/simhosts.py DEFAULT_ULIMITS, within this machine's hard
 # limits): Podman drops its defaults for a container that names its own limits, so they are named too.
 TEST_BED_ULIMITS = ["nofile:1024:1024", "nproc:4096:4096"]
@@ -66,6 +68,11 @@ def deployment(sim_hosts: SimHosts, tiny_model_cache: Path, tmp_path_factory) ->
             nim_docker_memlock=grantable_memlock_bytes(), nim_docker_ulimits=TEST_BED_ULIMITS,
             nim_docker_ipc_mode="host")),
     }
+    # the leader has the device, the worker not: the worker's refusal must stop the leader too
+    sim_hosts.host_path(LEADER, LEADER_ONLY).mkdir(parents=True, exist_ok=True)
+    inv["device_on_leader_only"] = sim_hosts.inventory(d / "device_on_leader_only.yml", dict(
+        base, nim_docker_interconnect="infiniband", nim_docker_rdma_devices=[f"{LEADER_ONLY}:/dev/infiniband"],
+        nim_docker_memlock=grantable_memlock_bytes(), nim_docker_ulimits=TEST_BED_ULIMITS))
     inv["shm_too_big"] = sim_hosts.inventory(d / "shm_too_big.yml", dict(
         base, nim_docker_ipc_mode="host", nim_docker_shm_size="100t"))
     inv["gpus"] = sim_hosts.inventory(d / "gpus.yml", dict(base, nim_docker_gpus_per_node=1))
@@ -77,6 +84,7 @@ def deployment(sim_hosts: SimHosts, tiny_model_cache: Path, tmp_path_factory) ->
         for host in (LEADER, WORKER):
             node = sim_hosts.host_path(host, STAND_IN) / "uverbs0"
             node.unlink(missing_ok=True)
+        sim_hosts.host_path(LEADER, LEADER_ONLY).rmdir()
 
 
 def replica_containers(hosts: SimHosts) -> dict:
@@ -89,6 +97,18 @@ def test_rdma_without_devices_is_refused_before_anything_starts(deployment):
     assert r.rc != 0, r.out[-4000:]
     assert "[rdma_devices_missing]" in r.out and "has no /dev/infiniband" in r.out, r.out[-4000:]
     assert r.recap()[LEADER]["failed"] == 1 and r.recap()[WORKER]["failed"] == 1, r.recap()
+    assert replica_containers(hosts) == {}
+
+
+def test_one_member_refused_stops_the_whole_replica_before_anything_starts(deployment):
+    hosts = deployment["hosts"]
+    r = run_playbook(deployment["inventory"]["device_on_leader_only"], "deploy-nim-docker.yml")
+    assert r.rc != 0, r.out[-4000:]
+    assert f"[rdma_devices_missing] {WORKER} has no {LEADER_ONLY}" in r.out, r.out[-4000:]
+    assert f"[replica_member_refused] {LEADER}: nothing is started, because {WORKER} of replica" in r.out, \
+        r.out[-4000:]
+    assert r.recap()[LEADER]["failed"] == 1 and r.recap()[WORKER]["failed"] == 1, r.recap()
+    assert r.recap()[LEADER]["changed"] == 0, r.recap()
     assert replica_containers(hosts) == {}
 
 
