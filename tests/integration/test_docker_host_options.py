@@ -13,6 +13,7 @@ the test probes first.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import uuid
@@ -27,6 +28,7 @@ from simhosts_fixtures import sim_hosts, tiny_model_cache  # noqa: F401  pylint:
 NAME = "hostopt" + uuid.uuid4().hex[:6]
 STAND_IN = "/var/lib/nimops/rdma-stand-in"  # inside each simulated host's own /var/lib/nimops
 LEADER_ONLY = "/var/lib/nimops/rdma-leader-only"
+BLOCKED = "/var/lib/nimops/model-cache-blocked"
 # The simulated hosts' engine defaults (tests/simhosts/simhosts.py DEFAULT_ULIMITS, within this machine's hard
 # limits): Podman drops its defaults for a container that names its own limits, so they are named too.
 TEST_BED_ULIMITS = ["nofile:1024:1024", "nproc:4096:4096"]
@@ -73,6 +75,8 @@ def deployment(sim_hosts: SimHosts, tiny_model_cache: Path, tmp_path_factory) ->
     inv["device_on_leader_only"] = sim_hosts.inventory(d / "device_on_leader_only.yml", dict(
         base, nim_docker_interconnect="infiniband", nim_docker_rdma_devices=[f"{LEADER_ONLY}:/dev/infiniband"],
         nim_docker_memlock=grantable_memlock_bytes(), nim_docker_ulimits=TEST_BED_ULIMITS))
+    # the leader cannot make its model cache directory (a file holds the path there), the worker can
+    inv["head_fails"] = sim_hosts.inventory(d / "head_fails.yml", dict(base, nim_docker_model_cache_dir=BLOCKED))
     inv["shm_too_big"] = sim_hosts.inventory(d / "shm_too_big.yml", dict(
         base, nim_docker_ipc_mode="host", nim_docker_shm_size="100t"))
     inv["gpus"] = sim_hosts.inventory(d / "gpus.yml", dict(base, nim_docker_gpus_per_node=1))
@@ -109,6 +113,22 @@ def test_one_member_refused_stops_the_whole_replica_before_anything_starts(deplo
         r.out[-4000:]
     assert r.recap()[LEADER]["failed"] == 1 and r.recap()[WORKER]["failed"] == 1, r.recap()
     assert r.recap()[LEADER]["changed"] == 0, r.recap()
+    assert replica_containers(hosts) == {}
+
+
+def test_a_worker_whose_head_failed_in_the_run_is_refused_by_name(deployment):
+    """The head's own task fails on the leader after the preflight passed everywhere: the worker stops with the
+    cause instead of joining nothing (or failing on an undefined variable)."""
+    hosts = deployment["hosts"]
+    hosts.host_path(LEADER, BLOCKED).write_text("a file where the leader's model cache directory should be\n")
+    try:
+        r = run_playbook(deployment["inventory"]["head_fails"], "deploy-nim-docker.yml")
+    finally:
+        hosts.host_path(LEADER, BLOCKED).unlink()
+        shutil.rmtree(hosts.host_path(WORKER, BLOCKED), ignore_errors=True)
+    assert r.rc != 0, r.out[-4000:]
+    assert f"[ray_head_not_started] The Ray head on {LEADER} was not started in this run" in r.out, r.out[-4000:]
+    assert r.recap()[LEADER]["failed"] == 1 and r.recap()[WORKER]["failed"] == 1, r.recap()
     assert replica_containers(hosts) == {}
 
 
