@@ -77,6 +77,7 @@ def deployment(sim_hosts: SimHosts, tiny_model_cache: Path, tmp_path_factory) ->
         nim_docker_memlock=grantable_memlock_bytes(), nim_docker_ulimits=TEST_BED_ULIMITS))
     # the leader cannot make its model cache directory (a file holds the path there), the worker can
     inv["head_fails"] = sim_hosts.inventory(d / "head_fails.yml", dict(base, nim_docker_model_cache_dir=BLOCKED))
+    inv["plain"] = sim_hosts.inventory(d / "plain.yml", base)
     inv["shm_too_big"] = sim_hosts.inventory(d / "shm_too_big.yml", dict(
         base, nim_docker_ipc_mode="host", nim_docker_shm_size="100t"))
     inv["gpus"] = sim_hosts.inventory(d / "gpus.yml", dict(base, nim_docker_gpus_per_node=1))
@@ -128,6 +129,30 @@ def test_a_worker_whose_head_failed_in_the_run_is_refused_by_name(deployment):
         shutil.rmtree(hosts.host_path(WORKER, BLOCKED), ignore_errors=True)
     assert r.rc != 0, r.out[-4000:]
     assert f"[ray_head_not_started] The Ray head on {LEADER} was not started in this run" in r.out, r.out[-4000:]
+    assert r.recap()[LEADER]["failed"] == 1 and r.recap()[WORKER]["failed"] == 1, r.recap()
+    assert replica_containers(hosts) == {}
+
+
+def data_interface(host: str, ip: str) -> str:
+    """The interface of a simulated host's network namespace that holds its address."""
+    out = subprocess.run(["ip", "-n", host, "-o", "-4", "addr", "show"], capture_output=True, text=True, check=True)
+    return next(line.split()[1] for line in out.stdout.splitlines() if f" {ip}/" in line)
+
+
+def test_members_whose_mtu_differs_are_refused_before_anything_starts(deployment):
+    hosts = deployment["hosts"]
+    iface = data_interface(WORKER, hosts.ip(WORKER))
+    link = subprocess.run(["ip", "-n", WORKER, "-o", "link", "show", "dev", iface], capture_output=True, text=True,
+                          check=True).stdout.split()
+    original = link[link.index("mtu") + 1]
+    subprocess.run(["ip", "-n", WORKER, "link", "set", "dev", iface, "mtu", "1400"], check=True)
+    try:
+        r = run_playbook(deployment["inventory"]["plain"], "deploy-nim-docker.yml")
+    finally:
+        subprocess.run(["ip", "-n", WORKER, "link", "set", "dev", iface, "mtu", original], check=True)
+    assert r.rc != 0, r.out[-4000:]
+    assert "[mtu_mismatch] the data interfaces of replica replica1 differ in MTU" in r.out, r.out[-4000:]
+    assert f"{WORKER} {iface} 1400" in r.out and f"{LEADER} " in r.out, r.out[-4000:]
     assert r.recap()[LEADER]["failed"] == 1 and r.recap()[WORKER]["failed"] == 1, r.recap()
     assert replica_containers(hosts) == {}
 

@@ -164,7 +164,8 @@ def is_mountpoint(path: Path) -> bool:
 
 
 def ensure_mountns(i: int) -> Path:
-    """A persistent private mount namespace for host i, with its own /etc/nimops and /var/lib/nimops."""
+    """A persistent private mount namespace for host i, with its own /etc/nimops and /var/lib/nimops, and its own
+    network devices in /sys/class/net."""
     nsdir = STATE / "ns"
     nsdir.mkdir(parents=True, exist_ok=True)
     if not is_mountpoint(nsdir):
@@ -181,7 +182,15 @@ def ensure_mountns(i: int) -> Path:
         src = STATE / host_name(i) / "fs" / target.strip("/").replace("/", "-")
         src.mkdir(parents=True, exist_ok=True)
         binds.append(f"mount --bind {src} {target}")
-    run(["unshare", f"--mount={nsfile}", "--propagation", "private", "sh", "-ec", "; ".join(binds)])
+    # The host's own network devices under /sys/class/net (a sysfs mounted from inside its network namespace shows
+    # that namespace's devices), as on a real machine: Ansible's network facts read names and MTUs there. Only
+    # the net directories are replaced: the engines need the machine's /sys/fs/cgroup.
+    sysfs = STATE / host_name(i) / "sysfs"
+    sysfs.mkdir(exist_ok=True)
+    binds += [f"mount -t sysfs sysfs {sysfs}", f"mount --bind {sysfs}/class/net /sys/class/net",
+              f"mount --bind {sysfs}/devices/virtual/net /sys/devices/virtual/net"]
+    run(["nsenter", f"--net=/run/netns/{host_name(i)}", "unshare", f"--mount={nsfile}", "--propagation", "private",
+         "sh", "-ec", "; ".join(binds)])
     return nsfile
 
 
