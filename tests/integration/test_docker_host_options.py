@@ -12,8 +12,10 @@ the test probes first.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import uuid
@@ -22,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from simhosts_fixtures import LEADER, WORKER, SimHosts, run_playbook, tiny_vllm_deployment
+from simhosts_fixtures import LEADER, N_HOSTS, TEST_SET, WORKER, SimHosts, hosts_up, run_playbook, tiny_vllm_deployment
 from simhosts_fixtures import sim_hosts, tiny_model_cache  # noqa: F401  pylint: disable=unused-import
 
 NAME = "hostopt" + uuid.uuid4().hex[:6]
@@ -129,6 +131,22 @@ def test_a_worker_whose_head_failed_in_the_run_is_refused_by_name(deployment):
         shutil.rmtree(hosts.host_path(WORKER, BLOCKED), ignore_errors=True)
     assert r.rc != 0, r.out[-4000:]
     assert f"[ray_head_not_started] The Ray head on {LEADER} was not started in this run" in r.out, r.out[-4000:]
+    assert r.recap()[LEADER]["failed"] == 1 and r.recap()[WORKER]["failed"] == 1, r.recap()
+    assert replica_containers(hosts) == {}
+
+
+def test_a_member_whose_engine_is_down_stops_the_replica_before_anything_starts(deployment):
+    hosts = deployment["hosts"]
+    pids = json.loads((Path(hosts.info["hosts"][WORKER]["state_dir"]).parent / "pids.json").read_text())
+    os.kill(pids[WORKER]["engine_pid"], signal.SIGTERM)
+    try:
+        r = run_playbook(deployment["inventory"]["plain"], "deploy-nim-docker.yml")
+    finally:
+        hosts_up(TEST_SET, N_HOSTS)  # starts the stopped engine again
+    assert r.rc != 0, r.out[-4000:]
+    assert "[docker_api] could not read" in r.out and "Fix: check that the Docker or Podman service runs" in r.out, \
+        r.out[-4000:]
+    assert f"[replica_member_refused] {LEADER}: nothing is started, because {WORKER}" in r.out, r.out[-4000:]
     assert r.recap()[LEADER]["failed"] == 1 and r.recap()[WORKER]["failed"] == 1, r.recap()
     assert replica_containers(hosts) == {}
 
