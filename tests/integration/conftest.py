@@ -224,6 +224,26 @@ def sim_cluster() -> SimCluster:
         assert r.returncode == 0, r.stdout + r.stderr
 
 
+def files_holding(needles, roots, own: Path) -> list[str]:
+    """Files under ``roots`` (below 1 MB) that hold a needle, e.g. a registry login left behind; ``own`` (the test's
+    directory, holding the registry's credentials and its inventories) aside. os.walk skips directories that vanish
+    while it reads them: the other test group's runs share /tmp."""
+    hits = []
+    for root in roots:
+        for parent, _dirs, names in os.walk(root, onerror=lambda _err: None):
+            for name in names:
+                f = Path(parent, name)
+                try:
+                    if own in f.parents:
+                        continue
+                    if f.is_file() and f.stat().st_size < 1_000_000:
+                        data = f.read_bytes()
+                        hits += [str(f) for n in needles if n.encode() in data]
+                except OSError:
+                    continue
+    return hits
+
+
 @dataclass
 class OciRegistry:
     """The OCI chart tests' registry (tests/simcluster/oci-registry): basic auth, loopback, in memory."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import tarfile
 import tempfile
 import uuid
@@ -24,7 +23,7 @@ import requests
 
 from simhosts_fixtures import RAY_STATUS, SimHosts, hosts_down, hosts_up, model_cache_dir, run_playbook
 from simhosts_fixtures import tiny_vllm_deployment
-from conftest import running_oci_registry
+from conftest import files_holding, running_oci_registry
 from k8s_playbooks import CmdlineScanner
 from ansible_collections.nimops.multinode.plugins.module_utils._ray_status import parse_ray_status
 
@@ -172,16 +171,7 @@ def test_image_from_a_private_registry_is_pulled_with_its_login_only(deployment,
         # the login lived in a root-only temporary directory that is gone; nothing else under /tmp or in ~/.docker
         # holds it
         assert list(Path(tempfile.gettempdir()).glob("ansible.*.nimops-registry")) == []
-        for root in (Path(tempfile.gettempdir()), Path.home() / ".docker"):
-            for parent, _dirs, names in os.walk(root, onerror=lambda _err: None):
-                for name in names:
-                    if tmp_path in Path(parent, name).parents:  # the registry's own credentials, the inventories
-                        continue
-                    try:
-                        data = Path(parent, name).read_bytes() if Path(parent, name).stat().st_size < 1_000_000 else b""
-                    except OSError:
-                        continue
-                    assert not any(n.encode() in data for n in needles), Path(parent, name)
+        assert files_holding(needles, [Path(tempfile.gettempdir()), Path.home() / ".docker"], tmp_path) == []
 
         served = len(reg.requests())
         r = run_playbook(inventory, str(playbook))

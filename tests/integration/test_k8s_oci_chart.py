@@ -5,7 +5,6 @@ password over plain HTTP is refused unless allowed, before anything changes."""
 from __future__ import annotations
 
 import base64
-import os
 import subprocess
 import tempfile
 import uuid
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import files_holding
 from k8s_playbooks import (CmdlineScanner, cleanup_namespace, example_vars, resource_versions, run_playbook,
                            sim_overrides)
 
@@ -46,24 +46,8 @@ def oci_vars(sim, namespace, registry, **chart) -> dict:
 
 
 def leftovers(needles, own: Path) -> list[str]:
-    """Files under the temp dir and the helm config home that hold a needle (a login left behind); the test's own
-    directory (the registry's credentials file) aside."""
-    roots = [Path(tempfile.gettempdir()), Path.home() / ".config" / "helm"]
-    hits = []
-    for root in roots:
-        # os.walk skips directories that vanish while it reads them: the other test group's runs share /tmp
-        for parent, _dirs, names in os.walk(root, onerror=lambda _err: None):
-            for name in names:
-                f = Path(parent, name)
-                try:
-                    if own in f.parents:
-                        continue
-                    if f.is_file() and f.stat().st_size < 1_000_000:
-                        data = f.read_bytes()
-                        hits += [str(f) for n in needles if n.encode() in data]
-                except OSError:
-                    continue
-    return hits
+    """Files under the temp dir and the helm config home that hold a needle (a login left behind)."""
+    return files_holding(needles, [Path(tempfile.gettempdir()), Path.home() / ".config" / "helm"], own)
 
 
 def test_oci_chart_with_registry_credentials(sim_cluster, oci_registry, namespace, tmp_path):

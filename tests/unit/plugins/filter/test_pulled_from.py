@@ -9,8 +9,10 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.nimops.multinode.plugins.filter.pulled_from import FilterModule
+from ansible_collections.nimops.multinode.plugins.filter.registry_host import FilterModule as RegistryHostFilters
 
 pulled_from = FilterModule().filters()["pulled_from"]
+registry_host = RegistryHostFilters().filters()["registry_host"]
 
 
 @pytest.mark.parametrize("image,registry", [
@@ -45,3 +47,14 @@ def test_images_from_elsewhere(image, registry):
 def test_a_malformed_reference_is_refused_by_rule(image):
     with pytest.raises(AnsibleFilterError, match=r"\[image_reference\]"):
         pulled_from(image, "nvcr.io")
+
+
+@pytest.mark.parametrize("written,host", [
+    ("nvcr.io", "nvcr.io"),
+    ("https://NVCR.io/", "nvcr.io"),
+    ("http://127.0.0.1:5000/v2/", "127.0.0.1:5000"),
+    ("index.docker.io", "docker.io"),
+])
+def test_registry_host_is_what_pulled_from_compares(written, host):
+    assert registry_host(written) == host
+    assert pulled_from(host + "/nim/tiny:1", written) is True
