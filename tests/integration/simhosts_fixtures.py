@@ -67,6 +67,19 @@ def hosts_down(host_set: str, started: bool) -> None:
         assert r.returncode == 0, r.stdout + r.stderr
 
 
+NVIDIA_SMI_STAND_IN = "/var/lib/nimops/nvidia-smi-stand-in"  # inside each simulated host's own /var/lib/nimops
+H100 = "NVIDIA H100 80GB HBM3, 550.54.15, 81559"
+
+
+def stand_in_nvidia_smi(hosts: SimHosts, lines: dict) -> None:
+    """A stand-in for nvidia-smi on each host (the test bed has no GPUs): it answers the preflight's query with the
+    given lines, one GPU per line, as nvidia-smi --query-gpu=name,driver_version,memory.total does."""
+    for host, gpus in lines.items():
+        script = hosts.host_path(host, NVIDIA_SMI_STAND_IN)
+        script.write_text("#!/bin/sh\ncat <<'EOF'\n" + "".join(g + "\n" for g in gpus) + "EOF\n")
+        script.chmod(0o755)
+
+
 def tiny_vllm_deployment(hosts: SimHosts, name: str, model_cache: Path) -> dict:
     """The bare-host variables of a replica serving the tiny model with vLLM CPU on the leader (no GPUs; vLLM CPU
     cannot use the Ray executor, so the Ray cluster spans the hosts and the server runs TP=PP=1)."""

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from simhosts_fixtures import RAY_STATUS, SimHosts, hosts_down, hosts_up, model_cache_dir, run_playbook
+from simhosts_fixtures import (H100, NVIDIA_SMI_STAND_IN, RAY_STATUS, SimHosts, hosts_down, hosts_up, model_cache_dir,
+                               run_playbook, stand_in_nvidia_smi)
 from simhosts_fixtures import tiny_vllm_deployment
 from conftest import files_holding, running_oci_registry
 from k8s_playbooks import CmdlineScanner
@@ -42,10 +43,13 @@ def deployment(tmp_path_factory) -> dict:
         d = tmp_path_factory.mktemp("inv")
         group_vars = {**tiny_vllm_deployment(hosts, NAME, model_cache_dir()), "nim_docker_api_key": FAKE_API_KEY}
         inv = hosts.inventory(d / "inventory.yml", group_vars)
-        gpus = hosts.inventory(d / "gpus.yml", dict(group_vars, nim_docker_gpus_per_node=1))
+        gpus = hosts.inventory(d / "gpus.yml", dict(group_vars, nim_docker_gpus_per_node=1,
+                                                    nim_docker_nvidia_smi=NVIDIA_SMI_STAND_IN))
         with hosts.exclusive():
             yield {"inventory": inv, "gpus": gpus, "hosts": hosts}
             run_playbook(inv, "teardown-nim-docker.yml")
+            for host in (LEADER, WORKER):
+                hosts.host_path(host, NVIDIA_SMI_STAND_IN).unlink(missing_ok=True)
     finally:
         hosts_down(SET, started)
 
@@ -66,7 +70,9 @@ def test_the_hosts_run_docker_engine(deployment):
 
 
 def test_gpus_without_the_nvidia_toolkit_are_refused_before_anything_starts(deployment):
-    """Docker Engine names its GPU driver only with the NVIDIA Container Toolkit's hook, which these hosts lack."""
+    """Docker Engine names its GPU driver only with the NVIDIA Container Toolkit's hook, which these hosts lack (their
+    nvidia-smi is a stand-in that lists one GPU each, so the GPU count passes)."""
+    stand_in_nvidia_smi(deployment["hosts"], {LEADER: [H100], WORKER: [H100]})
     r = run_playbook(deployment["gpus"], "deploy-nim-docker.yml", env={"NGC_API_KEY": FAKE_NGC_KEY})
     assert r.rc != 0, r.out[-4000:]
     assert f"[gpu_attachment] {LEADER} runs docker 20.10." in r.out, r.out[-4000:]

@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from simhosts_fixtures import LEADER, N_HOSTS, TEST_SET, WORKER, SimHosts, hosts_up, run_playbook, tiny_vllm_deployment
+from simhosts_fixtures import (H100, LEADER, N_HOSTS, NVIDIA_SMI_STAND_IN as SMI, TEST_SET, WORKER, SimHosts, hosts_up,
+                               run_playbook, stand_in_nvidia_smi, tiny_vllm_deployment)
 from simhosts_fixtures import sim_hosts, tiny_model_cache  # noqa: F401  pylint: disable=unused-import
 
 NAME = "hostopt" + uuid.uuid4().hex[:6]
@@ -80,9 +81,11 @@ def deployment(sim_hosts: SimHosts, tiny_model_cache: Path, tmp_path_factory) ->
     # the leader cannot make its model cache directory (a file holds the path there), the worker can
     inv["head_fails"] = sim_hosts.inventory(d / "head_fails.yml", dict(base, nim_docker_model_cache_dir=BLOCKED))
     inv["plain"] = sim_hosts.inventory(d / "plain.yml", base)
+    inv["probe"] = sim_hosts.inventory(d / "probe.yml", dict(base, nim_docker_port_probe_timeout=1))
     inv["shm_too_big"] = sim_hosts.inventory(d / "shm_too_big.yml", dict(
         base, nim_docker_ipc_mode="host", nim_docker_shm_size="100t"))
-    inv["gpus"] = sim_hosts.inventory(d / "gpus.yml", dict(base, nim_docker_gpus_per_node=1))
+    inv["gpus"] = sim_hosts.inventory(d / "gpus.yml", dict(base, nim_docker_gpus_per_node=1, nim_docker_nvidia_smi=SMI))
+    inv["two_gpus"] = sim_hosts.inventory(d / "two_gpus.yml", dict(base, nim_docker_gpus_per_node=2, nim_docker_nvidia_smi=SMI))
     inv["rdma_default_ipc"] = sim_hosts.inventory(d / "rdma_default_ipc.yml", dict(
         yaml.safe_load(inv["rdma"].read_text())["nim_docker"]["vars"], nim_docker_ipc_mode=""))
     with sim_hosts.exclusive():
@@ -92,6 +95,8 @@ def deployment(sim_hosts: SimHosts, tiny_model_cache: Path, tmp_path_factory) ->
             node = sim_hosts.host_path(host, STAND_IN) / "uverbs0"
             node.unlink(missing_ok=True)
         sim_hosts.host_path(LEADER, LEADER_ONLY).rmdir()
+        for host in (LEADER, WORKER):
+            sim_hosts.host_path(host, SMI).unlink(missing_ok=True)
 
 
 def replica_containers(hosts: SimHosts) -> dict:
@@ -175,6 +180,73 @@ def test_members_whose_mtu_differs_are_refused_before_anything_starts(deployment
     assert replica_containers(hosts) == {}
 
 
+BLOCK_TABLE = "nimops_test_block"
+
+
+def test_ray_ports_held_or_blocked_between_members_are_named_before_anything_starts(deployment):
+    """Real sockets on both members: the worker's firewall drops the leader's connections to its object manager
+    port and rejects them at the top of its worker port range, and a process on the leader holds a port of the
+    leader's worker range. Every member names all three and nothing starts."""
+    hosts = deployment["hosts"]
+    leader_ip, worker_ip = hosts.ip(LEADER), hosts.ip(WORKER)
+    rules = (f"add table inet {BLOCK_TABLE}\n"
+             f"add chain inet {BLOCK_TABLE} input {{ type filter hook input priority -100; }}\n"
+             f"add rule inet {BLOCK_TABLE} input ip saddr {leader_ip} tcp dport 8076 drop\n"
+             f"add rule inet {BLOCK_TABLE} input ip saddr {leader_ip} tcp dport 10999 reject with tcp reset\n")
+    subprocess.run(["nsenter", f"--net=/run/netns/{WORKER}", "nft", "-f", "-"], input=rules, text=True, check=True)
+    holder = subprocess.Popen(  # pylint: disable=consider-using-with
+        ["nsenter", f"--net=/run/netns/{LEADER}", "python3", "-c",
+         "import socket, sys, time\ns = socket.socket()\ns.bind(('0.0.0.0', 10500))\ns.listen(1)\n"
+         "print('ready', flush=True)\ntime.sleep(300)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        r = run_playbook(deployment["inventory"]["probe"], "deploy-nim-docker.yml")
+    finally:
+        holder.kill()
+        holder.wait()
+        subprocess.run(["nsenter", f"--net=/run/netns/{WORKER}", "nft", "delete", "table", "inet", BLOCK_TABLE],
+                       check=True)
+    assert r.rc != 0, r.out[-4000:]
+    assert "[ray_ports] replica replica1 cannot form its Ray cluster" in r.out, r.out[-6000:]
+    assert f"{LEADER} port 10500 is held by pid {holder.pid} (python3)" in r.out, r.out[-6000:]
+    assert f"{LEADER} to {WORKER} ({worker_ip}) port 8076: no answer within 1s (dropped: a firewall?)" in r.out, \
+        r.out[-6000:]
+    assert f"{LEADER} to {WORKER} ({worker_ip}) port 10999: refused (nothing listens, or a firewall rejects)" \
+        in r.out, r.out[-6000:]
+    assert f"{WORKER} to {LEADER}" not in r.out, r.out[-6000:]  # the other direction is open
+    assert r.recap()[LEADER]["failed"] == 1 and r.recap()[WORKER]["failed"] == 1, r.recap()
+    assert replica_containers(hosts) == {}
+    for host in (LEADER, WORKER):  # the listeners are gone: nothing of the probe holds a Ray port
+        ss = subprocess.run(["ip", "netns", "exec", host, "ss", "-Htln"], capture_output=True, text=True,
+                            check=True).stdout
+        assert not [line for line in ss.splitlines() if any(f":{port} " in line for port in (6379, 8076, 8077, 10500))], ss
+
+
+def test_a_member_with_fewer_gpus_than_asked_is_named_before_anything_starts(deployment):
+    hosts = deployment["hosts"]
+    stand_in_nvidia_smi(hosts, {LEADER: [H100, H100], WORKER: [H100]})
+    r = run_playbook(deployment["inventory"]["two_gpus"], "deploy-nim-docker.yml")
+    assert r.rc != 0, r.out[-4000:]
+    assert f"[gpu_count] {WORKER} has 1 GPUs (1 x NVIDIA H100 80GB HBM3 (81559 MiB), driver 550.54.15), fewer " \
+           "than the 2 asked for per member" in r.out, r.out[-4000:]
+    assert f"[gpu_count] {LEADER}" not in r.out, r.out[-4000:]
+    assert r.recap()[LEADER]["failed"] == 1 and r.recap()[WORKER]["failed"] == 1, r.recap()
+    assert replica_containers(hosts) == {}
+
+
+def test_members_whose_gpus_differ_are_refused_before_anything_starts(deployment):
+    hosts = deployment["hosts"]
+    other_driver = H100.replace("550.54.15", "535.161.08")
+    stand_in_nvidia_smi(hosts, {LEADER: [H100, H100], WORKER: [other_driver, other_driver]})
+    r = run_playbook(deployment["inventory"]["two_gpus"], "deploy-nim-docker.yml")
+    assert r.rc != 0, r.out[-4000:]
+    assert "[gpu_mismatch] the members of replica replica1 differ in their GPUs: " \
+           f"{LEADER}: 2 x NVIDIA H100 80GB HBM3 (81559 MiB), driver 550.54.15; " \
+           f"{WORKER}: 2 x NVIDIA H100 80GB HBM3 (81559 MiB), driver 535.161.08." in r.out, r.out[-4000:]
+    assert r.recap()[LEADER]["failed"] == 1 and r.recap()[WORKER]["failed"] == 1, r.recap()
+    assert replica_containers(hosts) == {}
+
+
 def test_memlock_the_kernel_refuses_is_named_before_anything_starts(deployment):
     """Unlimited locked memory: refused with the cause where root cannot raise the limit (as on this test bed);
     elsewhere the preflight passes (checked in check mode, which starts nothing either way)."""
@@ -193,6 +265,7 @@ def test_gpus_on_podman_are_refused_before_anything_starts(deployment):
     """Podman's Docker-compatible API accepts a GPU device request and ignores it (and takes no CDI names):
     a replica asking for GPUs there would start without them."""
     hosts = deployment["hosts"]
+    stand_in_nvidia_smi(hosts, {LEADER: [H100], WORKER: [H100]})
     r = run_playbook(deployment["inventory"]["gpus"], "deploy-nim-docker.yml")
     assert r.rc != 0, r.out[-4000:]
     assert f"[gpu_attachment] {LEADER} runs podman 4." in r.out, r.out[-4000:]

@@ -205,7 +205,8 @@ def test_foreign_ray_head_is_refused(deployment):
             pytest.fail("the foreign Ray head did not start listening")
         r = play(deployment, "open")
         assert r.rc != 0
-        assert f"already listens on {hosts.ip(LEADER)}:{GCS}" in r.out, r.out[-6000:]
+        assert f"[ray_ports] replica replica1 cannot form its Ray cluster: {LEADER} port" in r.out, r.out[-6000:]
+        assert f"{GCS}" in r.out.split("[ray_ports]", 1)[1].split("Why:", 1)[0], r.out[-6000:]
         assert r.recap()[WORKER]["failed"] == 1, r.recap()
         for host in (LEADER, WORKER):
             assert [c.name for c in hosts.containers(host) if c.name.startswith(NAME + "-ray")] == [], host
