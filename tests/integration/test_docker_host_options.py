@@ -1,5 +1,7 @@
 """Host prerequisites of the bare-host replica, on the simulated hosts with a real engine: RDMA (devices,
-CAP_IPC_LOCK, locked memory), the IPC namespace and the model cache directory's owner.
+CAP_IPC_LOCK, locked memory), the IPC namespace, the model cache directory's owner and room, the Ray ports (real
+listeners and connections between the members, a real nftables rule blocking two of them) and the GPUs (read with
+a stand-in nvidia-smi per host: the test bed has no GPUs).
 
 The simulated hosts have no InfiniBand hardware. The RDMA device is a stand-in: a character device node with the
 uverbs major/minor numbers (231:192) made in each host's private /var/lib/nimops, passed as
@@ -82,6 +84,8 @@ def deployment(sim_hosts: SimHosts, tiny_model_cache: Path, tmp_path_factory) ->
     inv["head_fails"] = sim_hosts.inventory(d / "head_fails.yml", dict(base, nim_docker_model_cache_dir=BLOCKED))
     inv["plain"] = sim_hosts.inventory(d / "plain.yml", base)
     inv["probe"] = sim_hosts.inventory(d / "probe.yml", dict(base, nim_docker_port_probe_timeout=1))
+    inv["model_100t"] = sim_hosts.inventory(d / "model_100t.yml", dict(base, nim_docker_model_size="100t"))
+    inv["model_fits"] = sim_hosts.inventory(d / "model_fits.yml", dict(base, nim_docker_model_size="1M"))
     inv["shm_too_big"] = sim_hosts.inventory(d / "shm_too_big.yml", dict(
         base, nim_docker_ipc_mode="host", nim_docker_shm_size="100t"))
     inv["gpus"] = sim_hosts.inventory(d / "gpus.yml", dict(base, nim_docker_gpus_per_node=1, nim_docker_nvidia_smi=SMI))
@@ -244,6 +248,24 @@ def test_members_whose_gpus_differ_are_refused_before_anything_starts(deployment
            f"{LEADER}: 2 x NVIDIA H100 80GB HBM3 (81559 MiB), driver 550.54.15; " \
            f"{WORKER}: 2 x NVIDIA H100 80GB HBM3 (81559 MiB), driver 535.161.08." in r.out, r.out[-4000:]
     assert r.recap()[LEADER]["failed"] == 1 and r.recap()[WORKER]["failed"] == 1, r.recap()
+    assert replica_containers(hosts) == {}
+
+
+def test_a_model_cache_too_small_for_the_model_is_named_and_one_that_fits_passes(deployment):
+    """The cache directory's filesystem (here this machine's) is measured from its nearest existing directory. Too
+    large a model is refused on each host, naming the filesystem; one that fits passes the preflight (check mode,
+    so nothing starts either way)."""
+    hosts = deployment["hosts"]
+    r = run_playbook(deployment["inventory"]["model_100t"], "deploy-nim-docker.yml")
+    assert r.rc != 0, r.out[-4000:]
+    for host in (LEADER, WORKER):
+        assert f"[cache_disk_full] {host}: the filesystem of {deployment['cache']} (mounted on /" in r.out, r.out[-4000:]
+    held = subprocess.run(["du", "-sB1", str(deployment["cache"])], capture_output=True, text=True, check=True).stdout
+    assert f"bytes free and the cache holds {held.split()[0]}, less than the model's 100t" in r.out, r.out[-4000:]
+    assert replica_containers(hosts) == {}
+    fits = run_playbook(deployment["inventory"]["model_fits"], "deploy-nim-docker.yml", check=True)
+    assert fits.rc == 0, fits.out[-4000:]
+    assert "cache_disk_full" not in fits.out
     assert replica_containers(hosts) == {}
 
 
