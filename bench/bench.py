@@ -6,6 +6,8 @@ Sections (--only to pick some):
            scripted (bench/manual-sequence.sh) vs the cluster's floor (the same LWS applied with kubectl until
            Available); then the no-op re-run of deploy-nim.yml (wall time, changed count), and the same deploy
            with nim_release_settle=0 (what the collection costs without the wait's hold on Ready)
+  preflight preflight_nim.yml on the same example (the deploy's validation, then the cluster read once) vs
+           plan_nim.yml on it (plan and values alone, contacting nothing)
   crash    a worker that crash-loops: time from its first crash to a failed play naming the cause, vs
            `helm install --wait` and vs `kubectl wait --for=condition=Available --timeout=...` on the same failure
   scale    1, 4 and 8 releases of 2-node groups at once on 32 fake GPU nodes (deploy-nim.yml per release, all
@@ -139,13 +141,16 @@ def collections_root() -> Path:
 def playbook_vars(sim: Sim, namespace: str, **extra) -> dict:
     v = yaml.safe_load(EXAMPLE.read_text())
     v.update({"nim_namespace": namespace,
-              "nim_chart": {"source": "repo", "repo_url": sim.repo_url, "version": "2.0.0-sim"},
+              # the sim's repository is a mirror on plain HTTP on loopback, with its own password
+              "nim_chart": {"source": "repo", "repo_url": sim.repo_url, "version": "2.0.0-sim",
+                            "password": sim.ngc_key, "allow_http_credentials": True},
               "nim_helm_binary": sim.helm})
     v.update(extra)
     return v
 
 
-def run_playbook(sim: Sim, extravars: dict, timeout: float = 900, profile: bool = True) -> dict:
+def run_playbook(sim: Sim, extravars: dict, timeout: float = 900, profile: bool = True,
+                 playbook: str = "deploy-nim.yml") -> dict:
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_root()), K8S_AUTH_KUBECONFIG=sim.kubeconfig,
                NGC_API_KEY=sim.ngc_key, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0",
                ANSIBLE_INVENTORY_UNPARSED_WARNING="0", PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
@@ -154,7 +159,7 @@ def run_playbook(sim: Sim, extravars: dict, timeout: float = 900, profile: bool 
         env.update(ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", PROFILE_TASKS_TASK_OUTPUT_LIMIT="8")
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(extravars, fh)
-    cmd = [os.path.join(BIN, "ansible-playbook"), str(REPO / "playbooks" / "deploy-nim.yml"), "-e", "@" + fh.name]
+    cmd = [os.path.join(BIN, "ansible-playbook"), str(REPO / "playbooks" / playbook), "-e", "@" + fh.name]
     t0 = time.monotonic()
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=str(REPO), check=False)
     end = time.time()
@@ -264,6 +269,30 @@ def section_deploy(sim: Sim, reps: int, out: dict) -> None:
     out["noop"] = {"seconds": nb, "changed": max(r["noop_changed"] for r in rounds),
                    "all_rc_zero": all(r["noop_rc"] == 0 for r in rounds), "vs_first_deploy": ratio(nb, pb),
                    "targets": {"seconds_max": 4.0, "changed": 0}}
+
+
+def section_preflight(sim: Sim, reps: int, out: dict) -> None:
+    """preflight_nim.yml on the seed example (everything the deploy validates, then the cluster read once), against
+    plan_nim.yml on the same vars file (the plan and values alone, contacting nothing): what the checks cost."""
+    log(f"preflight: {reps} measured rounds (+1 warm-up) of preflight_nim.yml and plan_nim.yml")
+    rounds = []
+    for i in range(reps + 1):
+        ns = f"bpf-{uuid.uuid4().hex[:6]}"
+        f = run_playbook(sim, playbook_vars(sim, ns), playbook="preflight_nim.yml")
+        if f["rc"] != 0:
+            raise SystemExit(f"preflight_nim.yml failed:\n{f['out'][-4000:]}")
+        p = run_playbook(sim, playbook_vars(sim, ns), playbook="plan_nim.yml")
+        if p["rc"] != 0:
+            raise SystemExit(f"plan_nim.yml failed:\n{p['out'][-4000:]}")
+        row = {"preflight": f["seconds"], "plan": p["seconds"]}
+        log(f"  round {i}{' (warm-up)' if i == 0 else ''}: {row}")
+        if i > 0:
+            rounds.append(row)
+        if i == reps:
+            out["preflight_profile"] = f["slowest_tasks"]
+    pf, pl = (median([r[k] for r in rounds]) for k in ("preflight", "plan"))
+    out["preflight"] = {"rounds": rounds, "preflight_s": pf, "plan_s": pl, "preflight_vs_plan": ratio(pf, pl),
+                        "targets": {"preflight_max_s": 10.0}}
 
 
 class CrashWatcher(threading.Thread):
@@ -472,6 +501,11 @@ def summary(out: dict) -> str:
                      f"manual - floor = {d['manual_minus_floor_s']}s")
         lines.append(f"  with nim_release_settle=0 (no 10 s hold on Ready): {d['no_settle_s']}s = "
                      f"{d['no_settle_vs_manual']}x manual, floor + {d['no_settle_minus_floor_s']}s")
+    f = out.get("preflight")
+    if f:
+        lines.append(f"preflight of the 2-node 405B example on 32 GPU nodes (median of {len(f['rounds'])}): "
+                     f"preflight_nim.yml {f['preflight_s']}s (target <= 10s), plan_nim.yml {f['plan_s']}s, "
+                     f"{f['preflight_vs_plan']}x")
     n = out.get("noop")
     if n:
         lines.append(f"no-op re-run: {n['seconds']}s, changed={n['changed']} (target <= 4s, changed=0); "
@@ -512,7 +546,7 @@ def summary(out: dict) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="deploy,crash,scale,hosts,resources")
+    ap.add_argument("--only", default="deploy,preflight,crash,scale,hosts,resources")
     ap.add_argument("--reps", type=int, default=int(os.environ.get("BENCH_REPS", "3")))
     ap.add_argument("--kubectl-timeout", type=int, default=120,
                     help="timeout given to kubectl wait / helm --wait / the play in the crash section")
@@ -523,12 +557,14 @@ def main() -> int:
     out: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine()}
     sim = Sim()
     try:
-        if only & {"deploy", "crash", "scale", "resources"}:
+        if only & {"deploy", "preflight", "crash", "scale", "resources"}:
             out["sim_up_s"] = round(sim.up(), 2)
             before = section_resources(sim, {}, None)
             log(f"bench sim up ({out['sim_up_s']}s): {sim.info['server']}, 32 nodes")
             if "deploy" in only:
                 section_deploy(sim, args.reps, out)
+            if "preflight" in only:
+                section_preflight(sim, args.reps, out)
             if "crash" in only:
                 section_crash(sim, out, args.kubectl_timeout)
             if "scale" in only:

@@ -110,12 +110,15 @@ def get(client, api_version, kind, name, namespace=None):
         return None
 
 
-def list_items(client, api_version, kind, namespace=None, label_selector=None, with_version=False):
-    """The items (and, ``with_version``, the list's resourceVersion, where a watch can resume)."""
+def list_items(client, api_version, kind, namespace=None, label_selector=None, with_version=False,
+               metadata_only=False):
+    """The items (and, ``with_version``, the list's resourceVersion, where a watch can resume); ``metadata_only``
+    reads names, labels and timestamps only (a Secret's data never leaves the API server)."""
+    extra = {"header_params": dict(METADATA_ONLY)} if metadata_only else {}
     try:
         found = call("list %s" % kind, lambda: client.get(
             client.resource(kind, api_version), namespace=namespace, label_selector=label_selector,
-            _request_timeout=REQUEST_TIMEOUT).to_dict())
+            _request_timeout=REQUEST_TIMEOUT, **extra).to_dict())
     except (NotFoundError, ResourceNotFoundError):
         found = {}
     items = list(found.get("items") or [])
@@ -146,13 +149,8 @@ METADATA_ONLY = {"Accept": "application/json;as=PartialObjectMetadataList;g=meta
 def secret_names(client, namespace):
     """name -> None for every Secret in the namespace, read as metadata only (no data ever leaves the API server;
     so which keys a Secret holds is unknown here, and the kubelet's CreateContainerConfigError names a missing key)."""
-    try:
-        found = call("list Secret metadata", lambda: client.get(
-            client.resource("Secret", "v1"), namespace=namespace, header_params=dict(METADATA_ONLY),
-            _request_timeout=REQUEST_TIMEOUT).to_dict())
-    except (NotFoundError, ResourceNotFoundError):
-        found = {}
-    return dict((s["metadata"]["name"], None) for s in found.get("items") or [])
+    found = list_items(client, "v1", "Secret", namespace, metadata_only=True)
+    return dict((s["metadata"]["name"], None) for s in found)
 
 
 def watch_pods(client, namespace, label_selector, seconds, resource_version=None):

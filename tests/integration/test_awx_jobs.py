@@ -79,8 +79,8 @@ def resource_names(sim, ns):
     return sorted(out.split())
 
 
-def deploy_job(tmp_path, sim, ns, cred, name, *, verbosity=0, ngc=None, **launch):
-    template = copy.deepcopy(job_template("deploy-nim"))
+def deploy_job(tmp_path, sim, ns, cred, name, *, verbosity=0, ngc=None, template_name="deploy-nim", **launch):
+    template = copy.deepcopy(job_template(template_name))
     # The site's edit of the template's deployment description: the chart from the sim's
     # authenticated repository (a mirror, in the collection's terms) instead of NGC.
     # Its password is the NGC credential's key here (the sim's repository password stands in for it), sent over
@@ -92,10 +92,12 @@ def deploy_job(tmp_path, sim, ns, cred, name, *, verbosity=0, ngc=None, **launch
     # sim's GPUs so the job does not depend on whole nodes being free.
     template["extra_vars"].update(nim_gpus_per_node=1, nim_tensor_parallel_size=1)
     ngc = ngc if ngc is not None else sim.repo_credentials[1]
+    answers = {"nim_namespace": ns, "nim_release": "llama-405b"}
+    if template_name == "deploy-nim":
+        answers["nim_wait_timeout"] = 600
     return AwxJob(private_data_dir=tmp_path / name, template=template, inventory=LOCALHOST,
                   credentials=[(credential_type(), {"ngc_api_key": ngc, "hf_token": FAKE_HF})],
-                  kubernetes=cred, answers={"nim_namespace": ns, "nim_release": "llama-405b",
-                                            "nim_wait_timeout": 600},
+                  kubernetes=cred, answers=answers,
                   tools={"helm": sim.helm}, verbosity=verbosity, timeout=900, **launch)
 
 
@@ -118,6 +120,15 @@ def test_deploy_diagnose_teardown_templates_on_the_sim_cluster(tmp_path, awx_clu
     assert "--check" in check.process()["command"] and "--diff" in check.process()["command"]
     assert resource_names(sim, ns) == before
     assert check.leaks(ngc, FAKE_HF, cred["bearer_token"]) == []
+
+    # The preflight template on the same deployment, as a workflow's first node: it reads, and its job status
+    # (successful: no check FAILs) is what lets the deploy node run.
+    pre = deploy_job(tmp_path, sim, ns, cred, "preflight", template_name="preflight-nim").run()
+    assert pre.status == "successful", pre.stdout[-4000:]
+    assert task_result(pre, "Check the cluster for this release (reads only)")["verdict"] in ("PASS", "WARN")
+    assert "PASS  permissions" in pre.stdout and "PASS  gpu_capacity" in pre.stdout, pre.stdout[-4000:]
+    assert resource_names(sim, ns) == before
+    assert pre.leaks(ngc, FAKE_HF, cred["bearer_token"]) == []
 
     result = deploy_job(tmp_path, sim, ns, cred, "deploy", verbosity=4).run()
     assert result.status == "successful", result.stdout[-4000:]

@@ -80,9 +80,11 @@ def test_wait_begun_after_the_first_crash_still_names_its_message(sim_cluster, n
     assert waited(msg) < 30, msg
 
 
+# The two shortages below are what the deploy's preflight refuses first (test_k8s_preflight); with it off, the
+# wait itself must still name them when the cluster changes after the check.
 def test_gpu_shortage_is_named(sim_cluster, namespace):
     sim = sim_cluster
-    v = deploy_vars(sim, namespace, nim_gpus_per_node=16, nim_tensor_parallel_size=16)
+    v = deploy_vars(sim, namespace, nim_gpus_per_node=16, nim_tensor_parallel_size=16, nim_preflight=False)
     r = run_playbook(sim, "deploy-nim.yml", v)
     assert r.rc != 0, r.out[-4000:]
     msg = r.failure_message()
@@ -93,7 +95,8 @@ def test_gpu_shortage_is_named(sim_cluster, namespace):
 def test_cpu_and_memory_shortage_is_named_by_what_blocks_not_by_gpus(sim_cluster, namespace):
     """Every node has the GPUs free, none the CPU and memory a pod asks for: the real scheduler's reasons decide."""
     sim = sim_cluster
-    v = deploy_vars(sim, namespace, nim_extra_values={"resources": {"requests": {"cpu": "4000", "memory": "64Ti"}}})
+    v = deploy_vars(sim, namespace, nim_extra_values={"resources": {"requests": {"cpu": "4000", "memory": "64Ti"}}},
+                    nim_preflight=False)
     r = run_playbook(sim, "deploy-nim.yml", v)
     assert r.rc != 0, r.out[-4000:]
     msg = r.failure_message()

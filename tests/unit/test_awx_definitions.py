@@ -161,7 +161,7 @@ def test_plan_template_offers_what_the_planner_knows():
 
 
 # Which playbooks need the NGC key / HF token: everything that writes Secrets or starts containers with them.
-NEEDS_NIM_CREDENTIALS = {"deploy-nim": True, "deploy-nim-docker": True, "teardown-nim": False,
+NEEDS_NIM_CREDENTIALS = {"deploy-nim": True, "preflight-nim": True, "deploy-nim-docker": True, "teardown-nim": False,
                          "teardown-nim-docker": False, "diagnose-nim": False, "plan-nim": False}
 
 
@@ -172,8 +172,18 @@ def test_templates_use_the_credentials_their_playbooks_need():
         reads_secrets = NEEDS_NIM_CREDENTIALS[name]
         assert ("NIM credentials" in used) == reads_secrets, name
         # Kubernetes playbooks use the cluster credential, bare-host ones the SSH (machine) credential.
-        assert ("NIM cluster" in used) == (name in ("deploy-nim", "teardown-nim", "diagnose-nim")), name
+        assert ("NIM cluster" in used) == (name in ("deploy-nim", "preflight-nim", "teardown-nim", "diagnose-nim")), name
         assert ("NIM hosts (SSH)" in used) == name.endswith("-docker"), name
+
+
+def test_preflight_template_checks_what_the_deploy_template_deploys():
+    deploy, preflight = (yaml.safe_load((REPO / "awx" / "job_templates" / name).read_text())
+                         for name in ("deploy-nim.yml", "preflight-nim.yml"))
+    assert preflight["playbook"] == "playbooks/preflight_nim.yml"
+    assert preflight["extra_vars"] == deploy["extra_vars"]
+    asked = [q["variable"] for q in preflight["survey_spec"]["spec"]]
+    assert asked == [q["variable"] for q in deploy["survey_spec"]["spec"] if q["variable"] in asked]
+    assert {"nim_namespace", "nim_release"} <= set(asked)
 
 
 def test_every_job_template_has_a_distinct_name():
