@@ -532,6 +532,9 @@ def summary(out: dict) -> str:
     if h:
         lines.append("bare hosts, " + h.get("measured", "") + ": " + ", ".join(
             f"{k} hosts {v['seconds']}s" for k, v in h.get("by_hosts", {}).items()))
+        lines.append("  preflight alone: " + ", ".join(
+            f"{k} hosts {v['preflight']['seconds']}s (one ping {v['preflight']['ping_s']}s)"
+            for k, v in h.get("by_hosts", {}).items() if "preflight" in v) + " (target <= 20s at 4 hosts)")
         lines.append(f"  8 vs 2 = {h.get('ratio_8_vs_2')}x (target <= 2x); machine CPU-seconds 8 vs 2 = "
                      f"{h.get('cpu_ratio_8_vs_2')}x (" + ", ".join(
                          f"{k} hosts {v.get('machine_cpu_s')} CPU-s" for k, v in h.get("by_hosts", {}).items()) + ")")

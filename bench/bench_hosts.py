@@ -8,6 +8,9 @@ Uses a set of simulated hosts of its own (tests/simhosts with NIMOPS_SIMHOSTS_SE
     seconds the whole machine spent busy meanwhile (the simulated hosts share its cores with the controller);
   - `full` (2 hosts only, unless BENCH_HOSTS_FULL lists more): deploy-nim-docker.yml end to end, the Ray
     cluster plus vLLM (CPU) serving the generated tiny model, until /v1/models answers.
+  - `preflight`: the role's preflight alone (bench/ray-cluster.yml with bench_tasks_from=preflight: every check,
+    the Ray ports proven between every pair of hosts), against one `ping` module run on every host (the SSH floor);
+    target: 20 s at 4 hosts;
   - `floor`: the same Ray containers (same image, flags, pinned ports and token) started by a plain script over
     SSH, the way a hand-written run_cluster.sh does it: the secrets file on every host in parallel, the head, the
     workers in parallel, then `ray status` polled until it lists N nodes. The collection is compared with it at
@@ -211,8 +214,17 @@ def run(counts: list[int], log) -> dict:
         for n in counts:
             name = "bench" + uuid.uuid4().hex[:5]
             inv = inventory(info, names[:n], work / f"inv-{n}.yml", dict(common, nim_docker_name=name))
+            # The role's preflight alone on the same hosts (every check, the Ray ports proven between every pair),
+            # against one module run on every host over SSH.
+            pre_inv = inventory(info, names[:n], work / f"pre-{n}.yml", dict(common, nim_docker_name=name,
+                                                                              bench_tasks_from="preflight"))
+            pre, ping = play(pre_inv, HERE / "ray-cluster.yml"), play(pre_inv, HERE / "ping-hosts.yml")
+            preflight = {"seconds": pre["seconds"], "rc": pre["rc"], "ping_s": ping["seconds"],
+                         "vs_ping": round(pre["seconds"] / ping["seconds"], 2) if ping["seconds"] else None,
+                         **({"error": pre["tail"]} if pre["rc"] else {})}
+            log(f"  {n} hosts: preflight {pre['seconds']}s (rc={pre['rc']}), one ping {ping['seconds']}s")
             r = play(inv, HERE / "ray-cluster.yml")
-            row = {"seconds": r["seconds"], "rc": r["rc"], "ray_nodes": r["last_progress"],
+            row = {"preflight": preflight, "seconds": r["seconds"], "rc": r["rc"], "ray_nodes": r["last_progress"],
                    "machine_cpu_s": r["machine_cpu_s"],
                    "cpu_bound_floor_s": round(r["machine_cpu_s"] / (os.cpu_count() or 1), 1)}
             if r["rc"] != 0:
@@ -261,5 +273,5 @@ def run(counts: list[int], log) -> dict:
     per2, per8 = (res["by_hosts"].get(k, {}).get("controller_cpu_per_host_s") for k in ("2", "8"))
     res["controller_cpu_per_host_8_vs_2"] = round(per8 / per2, 2) if per2 and per8 else None
     res["vs_floor_8"] = res["by_hosts"].get("8", {}).get("vs_floor")
-    res["targets"] = {"ratio_8_vs_2_max": 2.0, "vs_floor_8_max": 1.3, "controller_cpu_per_host_8_vs_2_max": 1.1}
+    res["targets"] = {"preflight_4_hosts_max_s": 20.0, "ratio_8_vs_2_max": 2.0, "vs_floor_8_max": 1.3, "controller_cpu_per_host_8_vs_2_max": 1.1}
     return res

@@ -263,6 +263,28 @@ def quota_checks(quotas, need, namespace):
     return [check("quota", "PASS", namespace, "%d ResourceQuota(s) have room" % len(quotas))]
 
 
+def limit_range_checks(ranges, want, namespace):
+    """[limit_range]: no LimitRange of the namespace caps a container or pod below what each pod of the group asks
+    (its admission would reject every pod, and the LeaderWorkerSet would keep retrying)."""
+    asked = dict((k, quantity(v)) for k, v in (want.get("requests") or {}).items() if quantity(v))
+    asked[GPU_RESOURCE] = float(want["gpus_per_node"])
+    over = []
+    for lr in ranges:
+        for limit in (lr.get("spec") or {}).get("limits") or []:
+            if limit.get("type") not in ("Container", "Pod"):
+                continue
+            for resource, cap in sorted((limit.get("max") or {}).items()):
+                if resource in asked and asked[resource] > (quantity(cap) or 0):
+                    shown = (want.get("requests") or {}).get(resource) if resource != GPU_RESOURCE else None
+                    over.append("%s: %s max %s per %s, a pod asks %s" % (
+                        lr["metadata"]["name"], resource, cap, limit["type"].lower(),
+                        shown or _show(asked[resource])))
+    if over:
+        return [check("limit_range", "FAIL", namespace, "LimitRange below the pods' requests: %s" % "; ".join(over),
+                      "raise the LimitRange's max (kubectl edit limitrange -n %s) or ask for less per pod" % namespace)]
+    return [check("limit_range", "PASS", namespace, "%d LimitRange(s), none below the pods' requests" % len(ranges))]
+
+
 def storage_checks(classes, want):
     """[storage_class]: the class a new claim gets exists and can be ReadWriteMany for a multi-node group."""
     if not want.get("creates_claim"):
@@ -445,6 +467,10 @@ def run(client, want, now=None):
     quotas = _readable("quota", lambda: _k8s.list_items(client, "v1", "ResourceQuota", namespace), checks)
     if quotas is not None:
         checks += quota_checks(quotas, quota_need(want, len(own)), namespace)
+
+    ranges = _readable("limit_range", lambda: _k8s.list_items(client, "v1", "LimitRange", namespace), checks)
+    if ranges is not None:
+        checks += limit_range_checks(ranges, want, namespace)
 
     if want.get("creates_claim"):
         classes = _readable("storage_class", lambda: _k8s.list_items(client, "storage.k8s.io/v1", "StorageClass"),

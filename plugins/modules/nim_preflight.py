@@ -29,6 +29,7 @@ description:
   - C(topology_domain) - with O(topology_key), one domain (a rack, a zone) can hold a whole group.
   - C(quota) - every C(ResourceQuota) of the namespace has room for the pods, GPUs, CPU, memory and claim the
     release adds.
+  - C(limit_range) - no C(LimitRange) of the namespace caps a container or pod below what each pod asks.
   - C(storage_class) - the class a new model-cache claim gets exists (or a default class does) and, for a
     multi-node group, is not one whose volumes attach to a single node.
   - C(helm_state) - the release's last Helm record is not C(pending-*) (read from its record's labels only).

@@ -56,8 +56,8 @@ def test_the_same_vars_file_passes_preflight_then_deploys(sim_cluster, namespace
     assert report["target"] == "kubernetes" and report["namespace"] == namespace
     assert report["verdict"] in ("PASS", "WARN")
     found = checks_of(report)
-    assert set(found) == {"api", "permissions", "lws", "gpu_capacity", "gpu_product", "quota", "storage_class",
-                          "helm_state"}
+    assert set(found) == {"api", "permissions", "lws", "gpu_capacity", "gpu_product", "quota", "limit_range",
+                          "storage_class", "helm_state"}
     assert all(set(c) == {"check", "status", "subject", "message", "fix"} for c in report["checks"])
     assert found["gpu_capacity"]["status"] == "PASS"
     assert found["permissions"]["message"].startswith("all ")
@@ -178,6 +178,20 @@ def test_a_quota_too_small_fails_naming_what_is_left(sim_cluster, namespace, tmp
     quota = checks_of(report)["quota"]
     assert quota["message"] == "ResourceQuota too small: gpus: requests.nvidia.com/gpu needs 16, 8 left of 8", quota
     assert f"kubectl edit resourcequota -n {namespace}" in quota["fix"]
+
+
+def test_a_limit_range_below_the_pods_requests_fails(sim_cluster, namespace, tmp_path):
+    sim = sim_cluster
+    sim.kubectl("create", "namespace", namespace)
+    sim.kubectl("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "small-pods", "namespace": namespace},
+        "spec": {"limits": [{"type": "Container", "max": {"nvidia.com/gpu": "4"}}]}}))
+    r, report = preflight(sim, namespace, tmp_path)
+    assert r.rc == 2, r.out[-4000:]
+    limits = checks_of(report)["limit_range"]
+    assert limits["message"] == ("LimitRange below the pods' requests: small-pods: nvidia.com/gpu max 4 per container, "
+                                 "a pod asks 8"), limits
+    assert f"kubectl edit limitrange -n {namespace}" in limits["fix"]
 
 
 def test_a_restricted_service_account_learns_every_missing_right(sim_cluster, namespace, tmp_path):

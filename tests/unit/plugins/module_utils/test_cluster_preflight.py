@@ -178,6 +178,24 @@ def test_quota_counts_what_the_release_adds_against_what_is_left():
     assert pf.quota_need(want(size=2), own_pods=2)["requests.nvidia.com/gpu"] == 0
 
 
+def limit_range(kind, maximum):
+    return {"metadata": {"name": "caps"}, "spec": {"limits": [{"type": kind, "max": maximum}]}}
+
+
+def test_a_limit_range_below_the_pods_requests_fails():
+    w = want(requests={"cpu": "16", "memory": "64Gi"})
+    assert pf.limit_range_checks([], w, "nim")[0]["status"] == "PASS"
+    assert pf.limit_range_checks([limit_range("Container", {"cpu": "32", "nvidia.com/gpu": "8"})], w, "nim")[0][
+        "status"] == "PASS"
+    low = pf.limit_range_checks([limit_range("Container", {"nvidia.com/gpu": "4", "memory": "32Gi"})], w, "nim")[0]
+    assert low["status"] == "FAIL"
+    assert low["message"] == ("LimitRange below the pods' requests: caps: memory max 32Gi per container, a pod asks "
+                              "64Gi; caps: nvidia.com/gpu max 4 per container, a pod asks 8")
+    # a claim's limits are the storage class check's business
+    assert pf.limit_range_checks([limit_range("PersistentVolumeClaim", {"storage": "1Gi"})], w, "nim")[0][
+        "status"] == "PASS"
+
+
 def storage_class(name, provisioner, default=False):
     annotations = {"storageclass.kubernetes.io/is-default-class": "true"} if default else {}
     return {"metadata": {"name": name, "annotations": annotations}, "provisioner": provisioner}
