@@ -216,8 +216,8 @@ def run(counts: list[int], log) -> dict:
             inv = inventory(info, names[:n], work / f"inv-{n}.yml", dict(common, nim_docker_name=name))
             # The role's preflight alone on the same hosts (every check, the Ray ports proven between every pair),
             # against one module run on every host over SSH.
-            pre_inv = inventory(info, names[:n], work / f"pre-{n}.yml", dict(common, nim_docker_name=name,
-                                                                              bench_tasks_from="preflight"))
+            pre_vars = dict(common, nim_docker_name=name, bench_tasks_from="preflight")
+            pre_inv = inventory(info, names[:n], work / f"pre-{n}.yml", pre_vars)
             pre, ping = play(pre_inv, HERE / "ray-cluster.yml"), play(pre_inv, HERE / "ping-hosts.yml")
             preflight = {"seconds": pre["seconds"], "rc": pre["rc"], "ping_s": ping["seconds"],
                          "vs_ping": round(pre["seconds"] / ping["seconds"], 2) if ping["seconds"] else None,
