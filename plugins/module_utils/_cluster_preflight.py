@@ -4,9 +4,9 @@
 # PRIVATE: this module_utils file is internal to nimops.multinode and may change without notice.
 """Whether a release can work on a cluster, read before anything changes (nimops.multinode.nim_preflight).
 
-``gather`` reads the cluster once; ``evaluate`` is pure: it turns what was read and what the release needs into
-checks, each ``{check, status, subject, message, fix}`` with status PASS, WARN or FAIL. A FAIL names the object
-and the fix; a WARN is something the deploy may still get past.
+``run`` reads the cluster once; the ``*_checks`` functions are pure: they turn what was read and what the release
+needs into checks, each ``{check, status, subject, message, fix}`` with status PASS, WARN or FAIL. A FAIL names the
+object and the fix; a WARN is something the deploy may still get past.
 """
 
 from __future__ import annotations
@@ -15,7 +15,13 @@ import time
 
 from ansible_collections.nimops.multinode.plugins.module_utils import _k8s
 from ansible_collections.nimops.multinode.plugins.module_utils._helm_history import PENDING, parse_time
-from ansible_collections.nimops.multinode.plugins.module_utils._lws_status import DEFAULT_CONTROLLER_NAMESPACE
+from ansible_collections.nimops.multinode.plugins.module_utils._lws_status import (
+    DEFAULT_CONTROLLER_NAMESPACE, condition_true)
+
+try:
+    from kubernetes.utils import parse_quantity
+except ImportError:  # the module reports the missing library (_k8s.HAS_K8S)
+    parse_quantity = None
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
@@ -33,8 +39,6 @@ SHARED_PROVISIONERS = (
     "nfs.csi.k8s.io", "cephfs.csi.ceph.com", "driver.longhorn.io", "csi.trident.netapp.io",
     "nfs-subdir-external-provisioner", "k8s-sigs.io/nfs-subdir-external-provisioner", "spectrumscale.csi.ibm.com",
     "lustre.csi.aws.com", "fsx.csi.aws.com", "csi.weka.io", "csi.vastdata.com")
-QUOTA_KEYS = ("pods", "requests.nvidia.com/gpu", "limits.nvidia.com/gpu", "requests.cpu", "requests.memory",
-              "limits.cpu", "limits.memory", "persistentvolumeclaims", "requests.storage")
 STATUSES = ("PASS", "WARN", "FAIL")
 
 
@@ -46,21 +50,11 @@ def check(name, status, subject, message, fix=""):
 
 # ---------------------------------------------------------------- quantities
 
-_SUFFIXES = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60,
-             "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
-
-
 def quantity(value):
-    """A Kubernetes quantity ('500m', '64Gi', 8) as a number; None when absent."""
+    """A Kubernetes quantity ('500m', '64Gi', 8) as a number (the client library's parser); None when absent."""
     if value is None or value == "":
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value).strip()
-    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
-        if text.endswith(suffix) and text[:-len(suffix)]:
-            return float(text[:-len(suffix)]) * _SUFFIXES[suffix]
-    return float(text)
+    return float(parse_quantity(value))
 
 
 def _show(value):
@@ -82,9 +76,11 @@ def tolerates(tolerations, taint):
     return False
 
 
-def _ready(node):
-    conditions = (node.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+def pod_asks(want):
+    """resource -> amount each pod of the group asks: its requests, and gpus_per_node GPUs."""
+    asked = dict((k, quantity(v)) for k, v in (want.get("requests") or {}).items() if quantity(v))
+    asked[GPU_RESOURCE] = float(want["gpus_per_node"])
+    return asked
 
 
 def pod_requests(pod):
@@ -119,8 +115,7 @@ def node_slots(nodes, pods, want, own_pods=()):
             used = held.setdefault(pod["spec"]["nodeName"], {})
             for name, amount in pod_requests(pod).items():
                 used[name] = used.get(name, 0.0) + amount
-    asked = dict((k, quantity(v)) for k, v in (want.get("requests") or {}).items() if quantity(v))
-    asked[GPU_RESOURCE] = float(want["gpus_per_node"])
+    asked = pod_asks(want)
     result = []
     for node in nodes:
         name = node["metadata"]["name"]
@@ -138,7 +133,7 @@ def node_slots(nodes, pods, want, own_pods=()):
                 "%s=%s" % (k, want["node_selector"][k]) for k in mismatch)
         elif spec.get("unschedulable"):
             entry["why"] = "cordoned"
-        elif not _ready(node):
+        elif not condition_true(node, "Ready"):
             entry["why"] = "not Ready"
         elif untolerated:
             entry["why"] = "taint %s not tolerated" % ", ".join(
@@ -266,8 +261,7 @@ def quota_checks(quotas, need, namespace):
 def limit_range_checks(ranges, want, namespace):
     """[limit_range]: no LimitRange of the namespace caps a container or pod below what each pod of the group asks
     (its admission would reject every pod, and the LeaderWorkerSet would keep retrying)."""
-    asked = dict((k, quantity(v)) for k, v in (want.get("requests") or {}).items() if quantity(v))
-    asked[GPU_RESOURCE] = float(want["gpus_per_node"])
+    asked = pod_asks(want)
     over = []
     for lr in ranges:
         for limit in (lr.get("spec") or {}).get("limits") or []:
@@ -349,9 +343,7 @@ def _lws_checks(crd, controller, installed_by_deploy):
                       "install the LeaderWorkerSet controller (nim_install_lws: true)")]
     images = [c.get("image", "") for c in controller["spec"]["template"]["spec"].get("containers") or []]
     version = next((i.rsplit(":", 1)[-1] for i in images if "/lws" in i and ":" in i), "unknown")
-    available = any(c.get("type") == "Available" and c.get("status") == "True"
-                    for c in (controller.get("status") or {}).get("conditions") or [])
-    if not available:
+    if not condition_true(controller, "Available"):
         return [check("lws", "FAIL", "Deployment/%s" % controller["metadata"]["name"],
                       "the LeaderWorkerSet controller %s is not Available" % version,
                       "see kubectl -n %s get pods; a deploy would hang on a webhook that does not answer"
@@ -453,8 +445,7 @@ def run(client, want, now=None):
     # the release's own pods, by its LeaderWorkerSet (the label LWS puts on every pod) or by Helm's instance label
     lws_name = _k8s.resolve_lws_name(client, namespace, release=release) if crd is not None else release
     own = [p["metadata"]["name"] for p in pods or [] if p["metadata"].get("namespace") == namespace
-           and ((p["metadata"].get("labels") or {}).get(_k8s.LWS_NAME_LABEL) == lws_name
-                or (p["metadata"].get("labels") or {}).get("app.kubernetes.io/instance") == release)]
+           and _owned(p["metadata"].get("labels") or {}, lws_name, release)]
     if nodes is not None and pods is not None:
         checks += capacity_checks(node_slots(nodes, pods, want, own), want)
 
@@ -478,15 +469,19 @@ def run(client, want, now=None):
         if classes is not None:
             checks += storage_checks(classes, want)
 
-    if "helm_state" in (want.get("skip") or ()):
-        return {"api_version": api_version, "checks": checks, "verdict": verdict(checks)}
-    records = _readable("helm_state", lambda: _k8s.list_items(
-        client, "v1", "Secret", namespace, "owner=helm,name=%s" % release, metadata_only=True), checks)
-    if records is not None:
-        last = max(records, key=lambda s: int((s["metadata"].get("labels") or {}).get("version", "0")),
-                   default=None)
-        checks += helm_checks(last, release, now, want.get("helm_stale_after") or 600)
+    if "helm_state" not in (want.get("skip") or ()):
+        records = _readable("helm_state", lambda: _k8s.list_items(
+            client, "v1", "Secret", namespace, "owner=helm,name=%s" % release, metadata_only=True), checks)
+        if records is not None:
+            last = max(records, key=lambda s: int((s["metadata"].get("labels") or {}).get("version", "0")),
+                       default=None)
+            checks += helm_checks(last, release, now, want.get("helm_stale_after") or 600)
     return {"api_version": api_version, "checks": checks, "verdict": verdict(checks)}
+
+
+def _owned(labels, lws_name, release):
+    """A pod of the release: LWS's name label on every pod of its LeaderWorkerSet, or Helm's instance label."""
+    return labels.get(_k8s.LWS_NAME_LABEL) == lws_name or labels.get("app.kubernetes.io/instance") == release
 
 
 def quota_need(want, own_pods):
