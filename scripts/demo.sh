@@ -18,7 +18,9 @@ K8S_AUTH_KUBECONFIG=$(field '["kubeconfig"]')
 helm_bin=$(field '["helm"]')
 repo_url=$(field '["helm_repo"]["url"]')
 creds=$(field '["helm_repo"]["credentials_file"]')
-# The sim's repository password stands in for the NGC API key; it goes through the environment, never argv.
+# The sim's repository password stands in for the NGC API key; it goes through the environment, never argv. The sim's
+# repository is a mirror on plain HTTP on loopback, not NGC's: the collection sends a mirror only its own password
+# (nim_chart.password, here read from the environment when the play runs) and over HTTP only when allowed.
 NGC_API_KEY=$("$py" -c 'import json, sys; print(json.load(open(sys.argv[1]))["password"])' "$creds")
 export K8S_AUTH_KUBECONFIG NGC_API_KEY
 
@@ -28,7 +30,9 @@ export ANSIBLE_INVENTORY_UNPARSED_WARNING=false ANSIBLE_DEPRECATION_WARNINGS=fal
 
 echo "== 2/3 deploy $example (chart from the sim's authenticated repository)"
 ansible-playbook playbooks/deploy-nim.yml -e "@$example" \
-  -e "{\"nim_chart\": {\"source\": \"repo\", \"repo_url\": \"$repo_url\", \"version\": \"2.0.0-sim\"}, \"nim_helm_binary\": \"$helm_bin\"}" \
+  -e "{\"nim_chart\": {\"source\": \"repo\", \"repo_url\": \"$repo_url\", \"version\": \"2.0.0-sim\",
+        \"password\": \"{{ lookup('ansible.builtin.env', 'NGC_API_KEY') }}\", \"allow_http_credentials\": true},
+       \"nim_helm_binary\": \"$helm_bin\"}" \
   "$@"
 
 ns=$("$py" -c 'import yaml, sys; print(yaml.safe_load(open(sys.argv[1]))["nim_namespace"])' "$example")
