@@ -4,8 +4,9 @@ unique to this test run, are searched for everywhere they must not be. The test 
 Searched (raw and base64-encoded):
 - all Ansible output at -vvvv with --diff (check, real, idempotent re-run, diagnose, teardown), which prints every
   module result, and the same runs through the json stdout callback (module results as data);
-- the arguments of every process on this machine, sampled every few milliseconds while the playbooks run
-  (helm, kubectl, ssh, the simulated hosts' sshd/podman/containers: their PID namespaces are visible from here);
+- the arguments of every process on this machine while the playbooks run, read as each one execs (the kernel's
+  process events) and all of them again 4 times a second (helm, kubectl, ssh, the simulated hosts'
+  sshd/podman/containers: their PID namespaces are visible from here);
 - files written: new files under the temp dir, ~/.ansible, Helm's and the collection's caches, the sim cluster's
   state and logs (except etcd's data, where a Secret's value belongs), the simulated hosts' private directories
   (except the root-only env files, the one place the secrets belong on a host);
@@ -22,12 +23,11 @@ import json
 import os
 import stat
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 
-from k8s_playbooks import REPO, cleanup_namespace, example_vars, run_playbook
+from k8s_playbooks import REPO, CmdlineScanner, cleanup_namespace, example_vars, run_playbook
 from simhosts_fixtures import run_playbook as run_hosts_playbook, tiny_vllm_deployment
 from simhosts_fixtures import sim_hosts, tiny_model_cache  # noqa: F401  # pylint: disable=unused-import
 
@@ -59,31 +59,6 @@ NEEDLES = needles(NGC, HF, RAY_TOKEN, API_KEY)
 
 def hits(text: str, where: str) -> list[str]:
     return [f"{where}: {name}" for name, needle in NEEDLES.items() if needle in text]
-
-
-class CmdlineSampler(threading.Thread):
-    """Reads /proc/*/cmdline of every process in a loop until stopped; remembers any hit."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.stop = threading.Event()
-        self.found: list[str] = []
-        self.samples = 0
-
-    def run(self):
-        while not self.stop.is_set() and self.samples < 1_000_000:
-            self.samples += 1
-            for p in Path("/proc").iterdir():
-                if not p.name.isdigit():
-                    continue
-                try:
-                    args = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                except OSError:
-                    continue
-                for h in hits(args, f"argv of pid {p.name} ({args[:80]})"):
-                    if h not in self.found:
-                        self.found.append(h)
-            time.sleep(0.005)
 
 
 def scan_tree(root: Path, since: float, skip=(), limit: int = 200_000) -> list[str]:
@@ -155,7 +130,7 @@ def test_no_secret_leaks_on_the_kubernetes_path(sim_cluster, monkeypatch):
         "nim_gpus_per_node": 1, "nim_tensor_parallel_size": 1, "nim_pipeline_parallel_size": 2,
     })
     start = time.time() - 1
-    sampler = CmdlineSampler()
+    sampler = CmdlineScanner(NEEDLES)
     sampler.start()
     try:
         outputs = run_all(sim, monkeypatch, extravars, namespace)
@@ -184,14 +159,13 @@ def test_no_secret_leaks_on_the_kubernetes_path(sim_cluster, monkeypatch):
         assert r.rc == 0, r.out[-3000:]
         outputs.append(("teardown-nim.yml -vvvv", r.out))
     finally:
-        sampler.stop.set()
-        sampler.join(timeout=10)
+        sampler.stop()
         cleanup_namespace(sim, namespace)
     assert sampler.samples > 10, "the process sampler did not run"
     for label, out in outputs:
         assert len(out) > 1000, label  # -vvvv output really was captured
         found += hits(out, label)
-    found += sampler.found
+    found += sampler.hits
     home = Path.home()
     skip = [str(sim.state_dir / "etcd-data")]
     for root in (Path(tempfile.gettempdir()), home / ".ansible", home / ".cache" / "helm", home / ".config" / "helm",
@@ -214,7 +188,7 @@ def test_no_secret_leaks_on_bare_hosts(request, tmp_path):
     env = {"NGC_API_KEY": NGC, "HF_TOKEN": HF, "LEAKSCAN_RAY_TOKEN": RAY_TOKEN, "NIM_DOCKER_API_KEY": API_KEY}
     start = time.time() - 1
     outputs, found = [], []
-    sampler = CmdlineSampler()
+    sampler = CmdlineScanner(NEEDLES)
     with hosts.exclusive():
         sampler.start()
         try:
@@ -244,8 +218,7 @@ def test_no_secret_leaks_on_bare_hosts(request, tmp_path):
         finally:
             r = run_hosts_playbook(inv, "teardown-nim-docker.yml", verbosity=4, diff=True, env=env)
             outputs.append(("teardown-nim-docker.yml -vvvv", r.out))
-            sampler.stop.set()
-            sampler.join(timeout=10)
+            sampler.stop()
             for host in hosts.names:  # leave nothing of ours on the shared hosts, even after a failed teardown
                 for c in hosts.containers(host):
                     if c.name.startswith(name + "-"):
@@ -254,7 +227,7 @@ def test_no_secret_leaks_on_bare_hosts(request, tmp_path):
     for label, out in outputs:
         assert len(out) > 1000, label
         found += hits(out, label)
-    found += sampler.found
+    found += sampler.hits
     found += scan_tree(Path(tempfile.gettempdir()), start)
     found += scan_tree(Path.home() / ".ansible", start)
     assert found == [], "planted secrets found:\n" + "\n".join(found)

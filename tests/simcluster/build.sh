@@ -9,7 +9,8 @@ cache=${NIMOPS_CACHE:-$HOME/.cache/nimops}
 bindir=$cache/bin
 work=$cache/build
 mkdir -p "$bindir" "$work"
-export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+# No DWARF: the binaries are stripped (-s -w) anyway, and not generating it saves ~7 % of a cold build's CPU.
+export CGO_ENABLED=0 GOFLAGS="-buildvcs=false -gcflags=all=-dwarf=false"
 
 # One build at a time (make test starts one in the background; the suites' call waits for it, then finds it cached).
 if [ -z "${NIMOPS_BUILD_LOCKED:-}" ]; then
