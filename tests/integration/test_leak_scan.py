@@ -22,6 +22,7 @@ import gzip
 import json
 import os
 import stat
+import subprocess
 import tempfile
 import time
 import uuid
@@ -114,6 +115,21 @@ def run_all(sim, monkeypatch, extravars: dict, namespace: str) -> list[tuple[str
     r = run_playbook(sim, "diagnose-nim.yml", names, verbosity=4, **kw)
     outputs.append(("diagnose-nim.yml -vvvv", r.out))
     return outputs
+
+
+def test_the_argv_scanner_sees_processes_that_live_a_moment():
+    """The control for the scans below: a planted value in the argv of short processes (and of one that keeps
+    running) is found, through the kernel's process events, with the full reads still going on."""
+    with CmdlineScanner(NEEDLES) as scan:
+        for _attempt in range(20):
+            subprocess.run(["/bin/sh", "-c", "sleep 0.05", "sh", NGC], check=True)
+        with subprocess.Popen(["/bin/sh", "-c", "sleep 2", "sh", HF]) as steady:
+            steady.wait()
+    assert scan.exec_events, "the kernel's process events are not available: only the 5 ms reads ran"
+    assert scan.samples > 4
+    found = "\n".join(scan.hits)
+    assert found.count(f": {NGC}") >= 15, found
+    assert f": {HF}" in found, found
 
 
 def test_no_secret_leaks_on_the_kubernetes_path(sim_cluster, monkeypatch):
