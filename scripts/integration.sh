@@ -19,7 +19,7 @@ host_cases=("$t/test_awx_jobs.py::test_docker_templates_on_the_sim_hosts"
             "$t/test_leak_scan.py::test_no_secret_leaks_on_bare_hosts"
             "$t/test_molecule.py::test_molecule_scenario[bare_hosts-sim_hosts-1500]")
 # Cluster suites that follow the bare-host part, chosen by their durations so that the two groups balance.
-moved_files=("$t/test_fleet_k8s.py")
+moved_files=("$t/test_fleet_k8s.py" "$t/test_demo.py")
 
 if [ "${NIMOPS_TEST_SERIAL:-0}" = 1 ]; then
     tests/simcluster/build.sh || exit 1
