@@ -36,6 +36,25 @@ TEST_SIM_ENV = {"NIMOPS_SIM_DIR": os.environ.get("NIMOPS_TEST_SIM_DIR") or str(C
                 "NIMOPS_SIM_PORT_OFFSET": os.environ.get("NIMOPS_TEST_SIM_PORT_OFFSET") or "3500"}
 
 
+# Seconds per test file (setup + call + teardown, session fixtures included where they run), printed at the end of
+# the session so that the time a run takes can be traced to files, not just to the slowest tests.
+FILE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    path = report.nodeid.split("::", 1)[0]
+    FILE_SECONDS[path] = FILE_SECONDS.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not FILE_SECONDS:
+        return
+    terminalreporter.section("seconds per test file")
+    for path, seconds in sorted(FILE_SECONDS.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line(f"{seconds:8.1f}  {path}")
+    terminalreporter.write_line(f"{sum(FILE_SECONDS.values()):8.1f}  (all files)")
+
+
 def run_simcluster(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the sim's CLI with this interpreter; output is captured so a failure can show it."""
     full_env = dict(os.environ)
