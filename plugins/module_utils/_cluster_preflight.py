@@ -235,6 +235,97 @@ def describe_permission(p):
     return "%s %s%s%s" % (p["verb"], resource, "." + group if group else "", where)
 
 
+# What Helm does to the objects of a release: reads them, creates them, patches (or, forced, replaces) them on an
+# upgrade, deletes them on uninstall or when an upgrade no longer renders them.
+HELM_VERBS = ("get", "list", "create", "update", "patch", "delete")
+
+
+def kind_permissions(resources, namespace):
+    """The reviews for Helm's verbs on each rendered kind's ``resources`` entry ({name, group, namespaced})."""
+    return [dict(verb=verb, resource=r["name"], group=r["group"], namespace=namespace if r["namespaced"] else "")
+            for r in resources for verb in HELM_VERBS]
+
+
+def merge_permissions(*lists):
+    """The permissions of all lists, each once, in order."""
+    seen, out = set(), []
+    for p in (p for one in lists for p in one):
+        key = tuple(p.get(k) or "" for k in ("verb", "resource", "group", "subresource", "namespace"))
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
+
+
+def kinds_checks(kinds, unserved):
+    """[kinds]: the API serves every kind the chart renders (``unserved``: the {api_version, kind} it does not)."""
+    if not unserved:
+        return [check("kinds", "PASS", "chart", "the API serves all %d kind(s) the chart renders" % len(kinds))]
+    return [check(
+        "kinds", "FAIL", "chart",
+        "the chart renders %s, which this cluster does not serve: Helm would stop with 'no matches for kind'" % (
+            ", ".join("%s (%s)" % (k["kind"], k["api_version"]) for k in unserved)),
+        "install what serves it (the CustomResourceDefinitions of the operator it belongs to, such as the "
+        "Prometheus Operator for monitoring.coreos.com), or turn that part of the chart off in nim_values")]
+
+
+def pointer_text(pointer):
+    """/spec/a/-/b as spec.a[].b, for a message."""
+    out = ""
+    for part in pointer.strip("/").split("/"):
+        if part == "-":
+            out += "[]"
+        else:
+            out += ("." if out else "") + part.replace("~1", "/").replace("~0", "~")
+    return out
+
+
+def unknown_fields(schema, pointers):
+    """The shortest pointers among ``pointers`` that the structural ``schema`` (a CRD version's openAPIV3Schema)
+    does not know, so that the API server would drop them when storing the object."""
+    unknown = set()
+    for pointer in pointers:
+        node, walked = schema, ""
+        for part in pointer.strip("/").split("/"):
+            if node.get("x-kubernetes-preserve-unknown-fields") or node.get("additionalProperties") is True:
+                break
+            if node.get("x-kubernetes-embedded-resource") and part in ("apiVersion", "kind", "metadata"):
+                break  # the API server keeps these of an embedded object
+            walked += "/" + part
+            if node.get("type") == "array":
+                node = node.get("items") or {}
+            elif part.replace("~1", "/").replace("~0", "~") in (node.get("properties") or {}):
+                node = node["properties"][part.replace("~1", "/").replace("~0", "~")]
+            elif isinstance(node.get("additionalProperties"), dict):
+                node = node["additionalProperties"]
+            else:
+                unknown.add(walked)
+                break
+    return sorted(unknown)
+
+
+def lws_field_checks(crd, pointers, installed, upgraded_to=""):
+    """[lws_fields]: the served v1 schema of the installed LeaderWorkerSet CRD (release ``installed``) knows every
+    field the rendered LeaderWorkerSets set; a WARN when the deploy first upgrades it (``upgraded_to``, if older)."""
+    versions = [v for v in (crd.get("spec") or {}).get("versions") or [] if v.get("name") == "v1"]
+    schema = ((versions[0].get("schema") or {}).get("openAPIV3Schema") if versions else None) or {}
+    missing = unknown_fields(schema, pointers) if schema else []
+    if not missing:
+        return [check("lws_fields", "PASS", "LeaderWorkerSet",
+                      "the installed schema knows all %d field(s) the rendered groups set" % len(pointers))]
+    found = check(
+        "lws_fields", "FAIL", "LeaderWorkerSet",
+        "the installed LeaderWorkerSet %s does not know %s: the API server would drop %s without an error, and the "
+        "groups would run without it" % (installed, ", ".join(pointer_text(p) for p in missing),
+                                         "it" if len(missing) == 1 else "them"),
+        "upgrade LeaderWorkerSet to a release that has these fields, or use a chart version made for the installed "
+        "LeaderWorkerSet")
+    if upgraded_to and older_release(installed, upgraded_to):
+        found.update(status="WARN", fix="the deploy first upgrades LeaderWorkerSet to %s (nim_install_lws); if that "
+                     "one does not know them either, %s" % (upgraded_to, found["fix"]))
+    return [found]
+
+
 def quota_checks(quotas, need, namespace):
     """[quota]: every ResourceQuota of the namespace has room for what the release adds (``need``: quota key ->
     amount)."""
@@ -341,14 +432,30 @@ def _lws_checks(crd, controller, installed_by_deploy):
         return [check("lws", "FAIL", "LeaderWorkerSet", "the CRD is installed but no controller Deployment was found, "
                       "so no group would ever be created",
                       "install the LeaderWorkerSet controller (nim_install_lws: true)")]
-    images = [c.get("image", "") for c in controller["spec"]["template"]["spec"].get("containers") or []]
-    version = next((i.rsplit(":", 1)[-1] for i in images if "/lws" in i and ":" in i), "unknown")
+    version = lws_version(controller)
     if not condition_true(controller, "Available"):
         return [check("lws", "FAIL", "Deployment/%s" % controller["metadata"]["name"],
                       "the LeaderWorkerSet controller %s is not Available" % version,
                       "see kubectl -n %s get pods; a deploy would hang on a webhook that does not answer"
                       % controller["metadata"]["namespace"])]
     return [check("lws", "PASS", "LeaderWorkerSet", "%s installed and Available" % version)]
+
+
+def lws_version(controller):
+    """The LeaderWorkerSet release of a controller Deployment, from its image tag (``unknown`` when none says)."""
+    images = [c.get("image", "") for c in controller["spec"]["template"]["spec"].get("containers") or []]
+    return next((i.rsplit(":", 1)[-1] for i in images if "/lws" in i and ":" in i), "unknown")
+
+
+def older_release(installed, pinned):
+    """Whether ``installed`` (v0.8.1) is older than ``pinned``: the deploy then upgrades it; an unknown installed
+    release is re-applied too."""
+    def numbers(version):
+        parts = version.lstrip("v").split("-")[0].split(".")
+        return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else None
+    if not pinned or numbers(pinned) is None:
+        return False
+    return numbers(installed) is None or numbers(installed) < numbers(pinned)
 
 
 def helm_checks(last, release, now, stale_after):
@@ -405,6 +512,19 @@ def _review(client, permission):
     return permission, bool(status.get("allowed")), status.get("reason", "")
 
 
+def _discover(client, kinds):
+    """([{name, group, namespaced}] of the kinds the API serves, [the kinds it does not]), from discovery."""
+    resources, unserved = [], []
+    for k in kinds:
+        try:
+            found = _k8s.call("discover %s" % k["kind"], lambda k=k: client.resource(k["kind"], k["api_version"]))
+        except (_k8s.NotFoundError, _k8s.ResourceNotFoundError):
+            unserved.append(k)
+            continue
+        resources.append({"name": found.name, "group": found.group or "", "namespaced": bool(found.namespaced)})
+    return resources, unserved
+
+
 def _readable(what, read, checks):
     """read() or None, with a WARN when the API refuses (a restricted identity may not list nodes)."""
     try:
@@ -425,13 +545,18 @@ def run(client, want, now=None):
     api_version = server.get("gitVersion") or "%s.%s" % (server.get("major"), server.get("minor"))
     checks.append(check("api", "PASS", "API server", "reachable, Kubernetes %s" % api_version))
 
-    permissions = list(want.get("permissions") or [])
+    kinds = [k for k in want.get("rendered_kinds") or []
+             if (k["api_version"], k["kind"]) != (_k8s.LWS_API, "LeaderWorkerSet")]  # the [lws] check's subject
+    resources, unserved = _discover(client, kinds)
+    permissions = merge_permissions(want.get("permissions") or [], kind_permissions(resources, namespace))
     try:
         if _k8s.get(client, "v1", "Namespace", namespace) is None:
             permissions.append({"verb": "create", "resource": "namespaces"})  # the deploy creates it
     except _k8s.K8sError:
         pass  # not readable: the review of reading namespaces names that
     checks += permission_checks([_review(client, p) for p in permissions])
+    if kinds:
+        checks += kinds_checks(kinds, unserved)
 
     crd = _readable("lws", lambda: _k8s.get(client, "apiextensions.k8s.io/v1", "CustomResourceDefinition",
                                             _k8s.LWS_CRD), checks)
@@ -439,6 +564,10 @@ def run(client, want, now=None):
         client, want.get("lws_namespace") or DEFAULT_CONTROLLER_NAMESPACE), checks)
     if not any(c["check"] == "lws" for c in checks):
         checks += lws_checks(crd, controller, want.get("lws_installed_by_deploy"))
+    if crd is not None and want.get("lws_fields"):
+        installed = lws_version(controller) if controller else "unknown"
+        upgraded_to = want.get("lws_pinned_version") if want.get("lws_installed_by_deploy") else ""
+        checks += lws_field_checks(crd, want["lws_fields"], installed, upgraded_to)
 
     nodes = _readable("gpu_capacity", lambda: _k8s.list_items(client, "v1", "Node"), checks)
     pods = None if nodes is None else _readable("gpu_capacity", lambda: _k8s.list_items(client, "v1", "Pod"), checks)

@@ -222,7 +222,36 @@ def check_rendered(objects, expected):
                 expected.get("chart") or "the chart", "; ".join(what for what, _fix in problems)),
             "the release would install cleanly and never serve as planned",
             "; ".join(sorted(set(fix for _what, fix in problems))))
-    return {"objects": ["{0}/{1}".format(o.get("kind"), _name(o)) for o in objects]}
+    return dict(rendered_shape(objects), objects=["{0}/{1}".format(o.get("kind"), _name(o)) for o in objects])
+
+
+def field_paths(value, pointer=""):
+    """JSON pointers (RFC 6901) to every leaf set in ``value``, an empty map or list counting as a leaf and any list
+    item as ``-``: where a field is set, never its value."""
+    if isinstance(value, dict) and value:
+        paths = set()
+        for key, item in value.items():
+            paths |= field_paths(item, "{0}/{1}".format(pointer, str(key).replace("~", "~0").replace("/", "~1")))
+        return paths
+    if isinstance(value, list) and value:
+        paths = set()
+        for item in value:
+            paths |= field_paths(item, pointer + "/-")
+        return paths
+    return {pointer}
+
+
+def rendered_shape(objects):
+    """What the cluster must serve and allow for these objects, without their values (a chart may render
+    Secrets): ``kinds`` (apiVersion and kind of each kind rendered) and ``lws_fields`` (a JSON pointer to every
+    field the LeaderWorkerSets set under ``/spec``, for the installed LWS's schema to be checked against)."""
+    kinds = sorted(set((o.get("apiVersion") or "", o.get("kind")) for o in objects))
+    lws_fields = set()
+    for lws in objects:
+        if lws.get("kind") == "LeaderWorkerSet":
+            lws_fields |= field_paths(lws.get("spec") or {}, "/spec")
+    return {"kinds": [{"api_version": api_version, "kind": kind} for api_version, kind in kinds],
+            "lws_fields": sorted(lws_fields)}
 
 
 def check_manifest_dir(params):

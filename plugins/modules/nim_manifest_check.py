@@ -91,6 +91,27 @@ objects:
   type: list
   elements: str
   sample: [Service/nim-llm-openai, LeaderWorkerSet/nim-llm]
+kinds:
+  description: Each kind rendered, once, for M(nimops.multinode.nim_preflight) to check that the cluster serves it
+    and that the deploying identity may write it.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    api_version:
+      description: The object's C(apiVersion).
+      type: str
+    kind:
+      description: The object's C(kind).
+      type: str
+lws_fields:
+  description: A JSON pointer to every field the rendered LeaderWorkerSets set under C(/spec) (any list item as
+    C(-)), without values, for M(nimops.multinode.nim_preflight) to check against the installed LeaderWorkerSet's
+    schema.
+  returned: success
+  type: list
+  elements: str
+  sample: [/spec/leaderWorkerTemplate/size, /spec/startupPolicy]
 rule:
   description: On failure, C(rendered_mismatch).
   returned: failure

@@ -17,8 +17,15 @@ description:
   - C(permissions) - one C(SelfSubjectAccessReview) per O(permissions) entry (and for creating the namespace when it
     does not exist), so an identity with restricted rights (an AWX service account) learns every verb it lacks at
     once.
+  - C(kinds) - the API serves every kind the chart renders (O(rendered_kinds)); each rendered kind also adds the
+    verbs Helm uses on it (get, list, create, update, patch, delete) to the C(permissions) reviews.
   - C(lws) - the LeaderWorkerSet API is served and its controller is Available (or the deploy installs it,
     O(lws_installed_by_deploy)).
+  - C(lws_fields) - the installed LeaderWorkerSet's schema knows every field the rendered LeaderWorkerSets set
+    (O(lws_fields)), since the API server drops unknown fields of a custom resource without an error, so a chart
+    written for a newer LeaderWorkerSet (or a pod field newer than the installed one) would install and then
+    behave otherwise than rendered. A C(WARN) when the deploy first upgrades an older installed LeaderWorkerSet to
+    O(lws_pinned_version).
   - C(gpu_capacity) - enough places for the group's O(size) pods of O(gpus_per_node) GPUs each - a node counts
     once per pod it can take now - leaving out cordoned and not Ready nodes, nodes whose C(NoSchedule) or
     C(NoExecute) taints O(tolerations) does not tolerate, nodes that do not match O(node_selector), and the GPUs
@@ -105,6 +112,26 @@ options:
         description: Namespace; empty for a cluster-wide resource.
         type: str
         default: ""
+  rendered_kinds:
+    description: The kinds the chart renders, as RV(nimops.multinode.nim_manifest_check#module:kinds) returns them.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      api_version:
+        description: The object's C(apiVersion).
+        type: str
+        required: true
+      kind:
+        description: The object's C(kind).
+        type: str
+        required: true
+  lws_fields:
+    description: The field paths the rendered LeaderWorkerSets set, as
+      RV(nimops.multinode.nim_manifest_check#module:lws_fields) returns them (no values).
+    type: list
+    elements: str
+    default: []
   creates_claim:
     description: The deploy creates the model-cache claim O(claim_name) when it does not exist.
     type: bool
@@ -129,6 +156,11 @@ options:
     description: The deploy installs LeaderWorkerSet when it is missing (so a missing one is no failure).
     type: bool
     default: false
+  lws_pinned_version:
+    description: The LeaderWorkerSet version the deploy installs (with O(lws_installed_by_deploy)); an older
+      installed one is upgraded to it first, so fields only that one lacks are a C(WARN), not a C(FAIL).
+    type: str
+    default: ""
   lws_namespace:
     description: Namespace of the LeaderWorkerSet controller.
     type: str
@@ -229,12 +261,17 @@ def main():
         requests=dict(type="dict", default={}),
         topology_key=dict(type="str", default="", no_log=False),
         permissions=dict(type="list", elements="dict", default=[], options=PERMISSION),
+        rendered_kinds=dict(type="list", elements="dict", default=[],
+                            options=dict(api_version=dict(type="str", required=True),
+                                         kind=dict(type="str", required=True))),
+        lws_fields=dict(type="list", elements="str", default=[]),
         creates_claim=dict(type="bool", default=False),
         claim_name=dict(type="str", default=""),
         claim_size=dict(type="str", default=""),
         storage_class=dict(type="str", default=""),
         access_mode=dict(type="str", default="ReadWriteMany"),
         lws_installed_by_deploy=dict(type="bool", default=False),
+        lws_pinned_version=dict(type="str", default=""),
         lws_namespace=dict(type="str", default="lws-system"),
         skip=dict(type="list", elements="str", choices=["helm_state"], default=[]),
         helm_stale_after=dict(type="str", default="10m0s"),

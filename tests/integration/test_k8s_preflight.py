@@ -8,7 +8,9 @@ use the 4-node example, which needs every node of the sim, so one node taken out
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
+from pathlib import Path
 
 import pytest
 import yaml
@@ -17,6 +19,7 @@ from conftest import wait_until
 from k8s_playbooks import (BackgroundPlay, cleanup_namespace, example_vars, resource_versions, run_playbook,
                            sim_overrides)
 
+CHART_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "nim-llm-testchart"
 TWO_NODES = "llama-3.1-405b-2node.yml"
 FOUR_NODES = "llama-3.1-405b-4node-tp8-pp4.yml"
 A100 = "NVIDIA-A100-SXM4-80GB"
@@ -56,8 +59,9 @@ def test_the_same_vars_file_passes_preflight_then_deploys(sim_cluster, namespace
     assert report["target"] == "kubernetes" and report["namespace"] == namespace
     assert report["verdict"] in ("PASS", "WARN")
     found = checks_of(report)
-    assert set(found) == {"api", "permissions", "lws", "gpu_capacity", "gpu_product", "quota", "limit_range",
-                          "storage_class", "helm_state"}
+    assert set(found) == {"api", "permissions", "kinds", "lws", "lws_fields", "gpu_capacity", "gpu_product", "quota",
+                          "limit_range", "storage_class", "helm_state"}
+    assert found["kinds"]["status"] == "PASS" and found["lws_fields"]["status"] == "PASS"
     assert all(set(c) == {"check", "status", "subject", "message", "fix"} for c in report["checks"])
     assert found["gpu_capacity"]["status"] == "PASS"
     assert found["permissions"]["message"].startswith("all ")
@@ -194,9 +198,64 @@ def test_a_limit_range_below_the_pods_requests_fails(sim_cluster, namespace, tmp
     assert f"kubectl edit limitrange -n {namespace}" in limits["fix"]
 
 
+def chart_variant(folder: Path, configmap=False, service_monitor=False, lws_field=False) -> Path:
+    """The test chart with more rendered: a ConfigMap; a ServiceMonitor (monitoring.coreos.com/v1), as NVIDIA's NIM
+    charts render with metrics.serviceMonitor.enabled, whose API the sim does not serve; a LeaderWorkerSet field
+    (futureGroupPolicy) that stands for one a newer LeaderWorkerSet than the installed one has."""
+    chart = folder / "nim-llm"
+    shutil.copytree(CHART_DIR, chart)
+    templates = chart / "templates"
+    meta = 'metadata:\n  name: {{ include "nim-llm.fullname" . }}-extra\n'
+    if configmap:
+        (templates / "configmap.yaml").write_text("apiVersion: v1\nkind: ConfigMap\n" + meta + "data:\n  a: b\n")
+    if service_monitor:
+        (templates / "servicemonitor.yaml").write_text(
+            "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\n" + meta +
+            "spec:\n  selector:\n    matchLabels:\n      app: nim-llm\n  endpoints:\n    - port: http-openai\n")
+    if lws_field:
+        lws = templates / "leaderworkerset.yaml"
+        text = lws.read_text()
+        assert "    restartPolicy: RecreateGroupOnPodRestart\n" in text
+        lws.write_text(text.replace("    restartPolicy: RecreateGroupOnPodRestart\n",
+                                    "    restartPolicy: RecreateGroupOnPodRestart\n    futureGroupPolicy:\n"
+                                    "      mode: Strict\n"))
+    return chart
+
+
+def test_a_chart_needing_what_the_cluster_lacks_fails_naming_it(sim_cluster, namespace, tmp_path):
+    """A kind the API does not serve (Helm would stop half-way through 'no matches for kind') and a LeaderWorkerSet
+    field the installed LWS does not know (the API server drops it without an error: shown below with a server-side
+    dry run) are both named before anything changes."""
+    sim = sim_cluster
+    chart = chart_variant(tmp_path, service_monitor=True, lws_field=True)
+    r, report = preflight(sim, namespace, tmp_path, nim_chart={"source": "path", "ref": str(chart)})
+    assert r.rc == 2, r.out[-4000:]
+    found = checks_of(report)
+    assert found["kinds"]["status"] == "FAIL", found["kinds"]
+    assert "ServiceMonitor (monitoring.coreos.com/v1)" in found["kinds"]["message"]
+    assert found["lws_fields"]["status"] == "FAIL", found["lws_fields"]
+    assert "does not know spec.leaderWorkerTemplate.futureGroupPolicy:" in found["lws_fields"]["message"]
+    assert "[lws_fields] LeaderWorkerSet: the installed LeaderWorkerSet v0.9.0 does not know" in r.failure_message()
+    assert resource_versions(sim, namespace) == {}
+
+    # what the check stands for: the real API server keeps no trace of such a field
+    sim.kubectl("create", "namespace", namespace)
+    lws = {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
+           "metadata": {"name": "probe", "namespace": namespace},
+           "spec": {"leaderWorkerTemplate": {"size": 2, "futureGroupPolicy": {"mode": "Strict"}, "workerTemplate": {
+               "spec": {"containers": [{"name": "c", "image": "stand-in"}]}}}}}
+    manifest = tmp_path / "probe.json"
+    manifest.write_text(json.dumps(lws))
+    stored = json.loads(sim.kubectl("create", "--dry-run=server", "--validate=false", "-o", "json",
+                                    "-f", str(manifest)).stdout)
+    assert stored["spec"]["leaderWorkerTemplate"]["size"] == 2
+    assert "futureGroupPolicy" not in stored["spec"]["leaderWorkerTemplate"]
+
+
 def test_a_restricted_service_account_learns_every_missing_right(sim_cluster, namespace, tmp_path):
-    """An AWX-like identity that may read its namespace but not deploy: one run names every verb it lacks; what it
-    may not read (nodes, the LWS CRD) is a warning, not a guess."""
+    """An AWX-like identity that may read its namespace but not deploy: one run names every verb it lacks, on the
+    kinds the chart renders too (here a ConfigMap); what it may not read (nodes, the LWS CRD) is a warning, not a
+    guess."""
     sim = sim_cluster
     sim.kubectl("create", "namespace", namespace)
     sim.kubectl("create", "serviceaccount", "deployer", "-n", namespace)
@@ -214,7 +273,9 @@ def test_a_restricted_service_account_learns_every_missing_right(sim_cluster, na
         "contexts": [{"name": "deployer", "context": {"cluster": cluster["name"], "user": "deployer"}}],
         "current-context": "deployer"}))
     kubeconfig.chmod(0o600)
-    r, report = preflight(sim, namespace, tmp_path, nim_kubeconfig=str(kubeconfig))
+    chart = chart_variant(tmp_path, configmap=True)
+    r, report = preflight(sim, namespace, tmp_path, nim_kubeconfig=str(kubeconfig),
+                          nim_chart={"source": "path", "ref": str(chart)})
     assert r.rc == 2, r.out[-4000:]
     assert token not in r.out and token not in json.dumps(report)
     permissions = checks_of(report)["permissions"]
@@ -222,7 +283,8 @@ def test_a_restricted_service_account_learns_every_missing_right(sim_cluster, na
     for missing in (f"create leaderworkersets.leaderworkerset.x-k8s.io in {namespace}",
                     f"create secrets in {namespace}", f"patch services in {namespace}",
                     f"create leases.coordination.k8s.io in {namespace}", f"get pods/log in {namespace}",
-                    "get namespaces (cluster-wide)"):
+                    "get namespaces (cluster-wide)", f"create configmaps in {namespace}",
+                    f"delete configmaps in {namespace}"):
         assert missing in permissions["message"], permissions
     assert f"get pods in {namespace}" not in permissions["message"]
     capacity = [c for c in report["checks"] if c["check"] == "gpu_capacity"]

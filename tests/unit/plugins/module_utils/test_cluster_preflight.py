@@ -4,7 +4,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from ansible_collections.nimops.multinode.plugins.module_utils import _cluster_preflight as pf
 from ansible_collections.nimops.multinode.plugins.module_utils._helm_history import parse_time
@@ -237,6 +240,76 @@ def test_lws_installed_missing_or_not_available():
     # the deploy re-applies what it pins: a warning, with what to look at if it stays so
     again = pf.lws_checks(lws_crd(), lws_controller(available=False), True)[0]
     assert again["status"] == "WARN" and again["fix"].startswith("the deploy re-applies the pinned LeaderWorkerSet")
+
+
+# The LeaderWorkerSet release the collection pins, as shipped: its CRD's schema is the real one an API server prunes by.
+LWS_MANIFESTS = Path(__file__).resolve().parents[4] / "roles" / "lws_install" / "files" / "lws-v0.9.0-manifests.yaml"
+
+
+def pinned_lws_crd():
+    return next(d for d in yaml.safe_load_all(LWS_MANIFESTS.read_text())
+                if d and d.get("kind") == "CustomResourceDefinition"
+                and d["metadata"]["name"] == "leaderworkersets.leaderworkerset.x-k8s.io")
+
+
+def test_the_installed_lws_schema_knows_a_charts_fields_and_names_the_ones_it_would_drop():
+    crd = pinned_lws_crd()
+    known = ["/spec/startupPolicy", "/spec/leaderWorkerTemplate/size",
+             "/spec/leaderWorkerTemplate/subGroupPolicy/subGroupSize",
+             "/spec/leaderWorkerTemplate/workerTemplate/metadata/labels/app.kubernetes.io~1name",
+             "/spec/leaderWorkerTemplate/workerTemplate/spec/containers/-/resources/limits/nvidia.com~1gpu",
+             "/spec/leaderWorkerTemplate/workerTemplate/spec/containers/-/env/-/valueFrom/secretKeyRef/key",
+             "/spec/leaderWorkerTemplate/leaderTemplate/spec/nodeSelector/nvidia.com~1gpu.product",
+             "/spec/leaderWorkerTemplate/workerTemplate/spec/volumes"]
+    found = pf.lws_field_checks(crd, known, "v0.9.0")[0]
+    assert found["status"] == "PASS" and "all 8 field(s)" in found["message"]
+    newer = known + ["/spec/leaderWorkerTemplate/futureGroupPolicy/mode",
+                     "/spec/leaderWorkerTemplate/futureGroupPolicy/size",
+                     "/spec/leaderWorkerTemplate/workerTemplate/spec/containers/-/futureProbe/path",
+                     "/spec/leaderWorkerTemplate/workerTemplate/metadata/generateName"]
+    found = pf.lws_field_checks(crd, newer, "v0.9.0")[0]
+    assert found["status"] == "FAIL"
+    assert found["message"].startswith(
+        "the installed LeaderWorkerSet v0.9.0 does not know spec.leaderWorkerTemplate.futureGroupPolicy, "
+        "spec.leaderWorkerTemplate.workerTemplate.metadata.generateName, "
+        "spec.leaderWorkerTemplate.workerTemplate.spec.containers[].futureProbe: the API server would drop them")
+    # the deploy installs the pinned release: the same one leaves the schema as it is, an older one is upgraded first
+    assert pf.lws_field_checks(crd, newer, "v0.9.0", "v0.9.0")[0]["status"] == "FAIL"
+    assert pf.lws_field_checks(crd, newer, "v0.10.1", "v0.9.0")[0]["status"] == "FAIL"
+    upgraded = pf.lws_field_checks(crd, newer, "v0.8.2", "v0.9.0")[0]
+    assert upgraded["status"] == "WARN" and upgraded["fix"].startswith("the deploy first upgrades LeaderWorkerSet to v0.9.0")
+    assert pf.lws_field_checks(crd, newer, "unknown", "v0.9.0")[0]["status"] == "WARN"
+
+
+def test_unknown_fields_follows_maps_lists_and_preserved_subtrees():
+    schema = {"type": "object", "properties": {
+        "spec": {"type": "object", "properties": {
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "items": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+            "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}}
+    assert pf.unknown_fields(schema, ["/spec/labels/a~1b", "/spec/items/-/name", "/spec/free/x/y/-/z"]) == []
+    assert pf.unknown_fields(schema, ["/spec/items/-/other", "/spec/nope/a", "/spec/nope/b"]) == [
+        "/spec/items/-/other", "/spec/nope"]
+    assert pf.pointer_text("/spec/items/-/a~1b~0c") == "spec.items[].a/b~c"
+
+
+def test_rendered_kinds_add_helms_verbs_and_an_unserved_kind_fails():
+    resources = [{"name": "configmaps", "group": "", "namespaced": True},
+                 {"name": "clusterroles", "group": "rbac.authorization.k8s.io", "namespaced": False}]
+    found = pf.kind_permissions(resources, "nim")
+    assert {"verb": "create", "resource": "configmaps", "group": "", "namespace": "nim"} in found
+    assert {"verb": "delete", "resource": "clusterroles", "group": "rbac.authorization.k8s.io",
+            "namespace": ""} in found
+    assert len(found) == 2 * len(pf.HELM_VERBS)
+    fixed = [{"verb": "create", "resource": "configmaps", "namespace": "nim"}]
+    merged = pf.merge_permissions(fixed, found)
+    assert len(merged) == len(found) and merged[0] is fixed[0]
+    kinds = [{"api_version": "v1", "kind": "Service"},
+             {"api_version": "monitoring.coreos.com/v1", "kind": "ServiceMonitor"}]
+    assert pf.kinds_checks(kinds, [])[0]["status"] == "PASS"
+    failed = pf.kinds_checks(kinds, kinds[1:])[0]
+    assert failed["status"] == "FAIL" and "ServiceMonitor (monitoring.coreos.com/v1)" in failed["message"]
+    assert "Prometheus Operator" in failed["fix"]
 
 
 def record(status, version, created="2026-11-30T12:00:00Z"):

@@ -12,7 +12,7 @@ import yaml
 
 from ansible_collections.nimops.multinode.plugins.module_utils._errors import InputError
 from ansible_collections.nimops.multinode.plugins.module_utils._manifest_check import (
-    check_manifest_dir, check_rendered, read_rendered, rendered_problems)
+    check_manifest_dir, check_rendered, read_rendered, rendered_problems, rendered_shape)
 
 EXPECTED = {"chart": "nim-llm 2.0.0-sim", "size": 2, "gpus_per_node": 8,
             "model_cache": {"kind": "pvc", "access_mode": "ReadWriteMany"},
@@ -55,8 +55,40 @@ def whats(objects, expected=None):
 
 
 def test_a_render_that_follows_the_plan_passes_and_lists_the_objects():
-    assert check_rendered(rendered(), EXPECTED) == {
-        "objects": ["PersistentVolumeClaim/nim-llm-model-store", "Service/nim-llm-openai", "LeaderWorkerSet/nim-llm"]}
+    found = check_rendered(rendered(), EXPECTED)
+    assert found["objects"] == ["PersistentVolumeClaim/nim-llm-model-store", "Service/nim-llm-openai",
+                                "LeaderWorkerSet/nim-llm"]
+    assert found["kinds"] == [{"api_version": "", "kind": kind}
+                              for kind in ("LeaderWorkerSet", "PersistentVolumeClaim", "Service")]
+
+
+def test_the_shape_names_kinds_and_where_fields_are_set_never_their_values():
+    objects = [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ssh"}, "data": {"key": "RkFLRQ=="}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a"}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "b"}},
+        {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "metadata": {"name": "nim-llm"},
+         "spec": {"startupPolicy": "LeaderCreated", "leaderWorkerTemplate": {
+             "size": 2, "subGroupPolicy": {},
+             "workerTemplate": {"metadata": {"labels": {"app.kubernetes.io/name": "nim-llm"}}, "spec": {
+                 "containers": [{"name": "nim", "env": [{"name": "A", "value": "nvapi-FAKEvalue"}],
+                                 "resources": {"limits": {"nvidia.com/gpu": 8}}}],
+                 "volumes": []}}}}},
+    ]
+    shape = rendered_shape(objects)
+    assert shape["kinds"] == [{"api_version": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet"},
+                              {"api_version": "v1", "kind": "Secret"}, {"api_version": "v1", "kind": "Service"}]
+    assert shape["lws_fields"] == [
+        "/spec/leaderWorkerTemplate/size",
+        "/spec/leaderWorkerTemplate/subGroupPolicy",
+        "/spec/leaderWorkerTemplate/workerTemplate/metadata/labels/app.kubernetes.io~1name",
+        "/spec/leaderWorkerTemplate/workerTemplate/spec/containers/-/env/-/name",
+        "/spec/leaderWorkerTemplate/workerTemplate/spec/containers/-/env/-/value",
+        "/spec/leaderWorkerTemplate/workerTemplate/spec/containers/-/name",
+        "/spec/leaderWorkerTemplate/workerTemplate/spec/containers/-/resources/limits/nvidia.com~1gpu",
+        "/spec/leaderWorkerTemplate/workerTemplate/spec/volumes",
+        "/spec/startupPolicy"]
+    assert "FAKE" not in repr(shape) and "RkFLRQ" not in repr(shape)
 
 
 def test_a_group_of_another_size_is_a_mismatch_that_names_both_sizes():
