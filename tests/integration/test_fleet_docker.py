@@ -2,6 +2,7 @@
 
 The hosts are a private set (NIMOPS_SIMHOSTS_SET=6: own bridge, 10.77.6.0/24, own state dir), so the
 two-host suites keep theirs. The tests run in file order and share one fleet:
+  link burn-in of each 2-host replica, then of all 4 hosts with one of them throttled (nothing deployed yet) ->
   first rollout from empty hosts deploys each replica in turn and puts it in the load balancer's membership
   file -> rolling upgrade (a changed --max-model-len) while a bounded client sends requests to the in-service
   replicas the whole time: 0 failed -> re-run changes nothing -> a host of the second replica loses its link
@@ -186,6 +187,62 @@ def max_model_len(backend: str) -> int:
 def summary(out: str) -> str:
     """From the last rollout summary on (the task of the role nimops.multinode.nim_docker_deploy)."""
     return out[out.rfind("TASK [nimops.multinode.nim_docker_deploy : Rollout summary]"):]
+
+
+def burn_in(fleet, inventory: Path, report_dir: Path, mib: int = 8):
+    """burn_in_nim_docker.yml on ``inventory`` with a small payload; the reports it wrote, by replica group."""
+    inv = yaml.safe_load(inventory.read_text())
+    inv["nim_docker"]["vars"].update(nim_docker_burn_in_mib=mib, nim_docker_burn_in_report_dir=str(report_dir),
+                                     nim_docker_burn_in_timeout=120)
+    inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+    report_dir.mkdir(parents=True, exist_ok=True)
+    r = play(inventory, "burn_in_nim_docker.yml")
+    return r, {p.stem: json.loads(p.read_text()) for p in report_dir.glob("*.json")}
+
+
+def test_burn_in_of_each_two_host_replica_measures_both_directions_and_leaves_nothing(fleet):
+    """Before anything is deployed: each replica's preflight and link burn-in (gloo, no GPUs), both replicas at once."""
+    hosts = fleet["hosts"]
+    r, reports = burn_in(fleet, fleet["inventory"](128), fleet["work"] / "burn-in-2")
+    assert r.rc == 0, r.out[-6000:]
+    assert all(n == 0 for n in r.changed().values()), r.changed()
+    assert set(reports) == set(REPLICAS), reports
+    for group, names in REPLICAS.items():
+        report = reports[group]
+        assert report["backend"] == "gloo" and report["hosts"] == names and report["mib"] == 8
+        assert sorted((link["from"], link["to"]) for link in report["links"]) == sorted(
+            [(names[0], names[1]), (names[1], names[0])])
+        assert all(link["gbit_s"] > 0 for link in report["links"]) and report["all_reduce_bus_gbit_s"] > 0
+        # each of two hosts is in every link: a link is named, no host
+        assert report["slowest_host"] is None and report["slowest_link"] == report["links"][0]
+    assert "link burn-in of replica_a:" in r.out and "slowest link: " in r.out
+    for name in hosts.names:
+        assert not [c.name for c in hosts.containers(name) if c.name.endswith("-burn-in")], name
+
+
+def test_burn_in_across_four_hosts_names_the_throttled_one(fleet):
+    """One group of the 4 hosts, the third sending at 40 Mbit/s (tc on its interface): every link from it is slower
+    than every other link, and it is named the slowest host."""
+    hosts = fleet["hosts"]
+    slow = REPLICAS["replica_b"][0]
+    inventory = hosts.inventory(fleet["work"] / "burn-in-4.yml",
+                                tiny_vllm_deployment(hosts, NAME, fleet["cache"]), replica="burn_in_4")
+    shape = ["ip", "netns", "exec", slow, "tc", "qdisc"]
+    subprocess.run(shape + ["add", "dev", "eth0", "root", "tbf", "rate", "40mbit", "burst", "64kb", "latency",
+                            "100ms"], check=True, capture_output=True)
+    try:
+        r, reports = burn_in(fleet, inventory, fleet["work"] / "burn-in-4")
+    finally:
+        subprocess.run(shape + ["del", "dev", "eth0", "root"], check=True, capture_output=True)
+    assert r.rc == 0, r.out[-6000:]
+    report = reports["burn_in_4"]
+    assert report["hosts"] == hosts.names and len(report["links"]) == 12
+    from_slow = [link["gbit_s"] for link in report["links"] if link["from"] == slow]
+    others = [link["gbit_s"] for link in report["links"] if link["from"] != slow]
+    assert len(from_slow) == 3 and max(from_slow) < min(others), report["links"]
+    assert max(from_slow) < 0.045, from_slow  # the shaped rate, with headers and all
+    assert report["slowest_host"] == slow and report["slowest_link"]["from"] == slow
+    assert f"slowest host: {slow}" in r.out
 
 
 def test_first_rollout_deploys_each_replica_and_fills_membership(fleet):
