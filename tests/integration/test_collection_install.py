@@ -54,10 +54,12 @@ def test_installed_collection_runs_by_fqcn(sim_cluster, tmp_path):
         release = run(play + ["--tags", "release", "nimops.multinode.deploy_nim"], online)
         assert release.rc == 0 and release.changed == 0, release.out[-3000:]
         roles = set(re.findall(r"^TASK \[nimops\.multinode\.(\w+) :", release.out, re.M))
-        assert roles == {"nim_deploy", "nim_secrets", "nim_storage", "nim_release"}, roles
-        # the secrets and storage roles ran their read-only validation only: nothing of LWS, the namespace task,
-        # or the Secrets and PVC writers
-        assert "lws_install" not in release.out
+        assert roles == {"nim_deploy", "nim_secrets", "nim_storage", "nim_release", "lws_install"}, roles
+        # the secrets and storage roles ran their read-only validation only: of LWS only the pinned version the
+        # preflight compares with (no install or wait), no namespace task, no Secrets or PVC writers
+        lws_tasks = re.findall(r"^TASK \[nimops\.multinode\.lws_install : (.*?)\]", release.out, re.M)
+        assert [t for t in lws_tasks if not t.startswith("Validating arguments")] == [
+            "Publish the pinned LeaderWorkerSet version"], lws_tasks
         assert "TASK [nimops.multinode.nim_deploy : Namespace for the release]" not in release.out
         assert "TASK [nimops.multinode.nim_secrets : NGC API key secret]" not in release.out
         assert "Create the model cache PVC" not in release.out
