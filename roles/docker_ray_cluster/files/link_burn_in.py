@@ -53,12 +53,13 @@ def exchange(src, dst, tensor):
 PAIRS = [(src, dst) for src in range(WORLD) for dst in range(WORLD) if src != dst]
 for src, dst in PAIRS:  # unmeasured: whatever a first exchange sets up is not counted in the figures below
     exchange(src, dst, ack)
-links = []
+# rates[dst]: this rank's bandwidth to dst, in Gbit/s
+rates = torch.zeros(WORLD, dtype=torch.float64, device=device)
 for src, dst in PAIRS:
     dist.barrier()
     seconds = exchange(src, dst, payload)
     if seconds is not None:
-        links.append({"from": NAMES[src], "to": NAMES[dst], "gbit_s": gbit_s(NBYTES, seconds)})
+        rates[dst] = gbit_s(NBYTES, seconds)
 
 dist.all_reduce(payload)  # once unmeasured: the connections and buffers of the collective are set up
 sync()
@@ -69,12 +70,15 @@ for _ in range(ROUNDS):
 sync()
 seconds = (time.perf_counter() - start) / ROUNDS
 
-gathered = [None] * WORLD
-dist.all_gather_object(gathered, links)
+# Tensors, not all_gather_object: that one unpickles what the other ranks send, which nothing here authenticates.
+gathered = [torch.zeros_like(rates) for rank in range(WORLD)]
+dist.all_gather(gathered, rates)
 if RANK == 0:
     # bus bandwidth: what each link carries in a ring all-reduce, comparable with the pairs' figures
     bus = gbit_s(NBYTES * 2 * (WORLD - 1) / WORLD, seconds)
+    links = [{"from": NAMES[src], "to": NAMES[dst], "gbit_s": round(float(gathered[src][dst]), 3)}
+             for src, dst in PAIRS]
     print("BURN_IN_RESULT " + json.dumps({
         "backend": BACKEND, "mib": NBYTES // (1024 * 1024), "hosts": NAMES,
-        "links": [link for part in gathered for link in part], "all_reduce_bus_gbit_s": bus}), flush=True)
+        "links": links, "all_reduce_bus_gbit_s": bus}), flush=True)
 dist.destroy_process_group()
