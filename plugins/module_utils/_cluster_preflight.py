@@ -269,14 +269,16 @@ def kinds_checks(kinds, unserved):
         "Prometheus Operator for monitoring.coreos.com), or turn that part of the chart off in nim_values")]
 
 
+def _pointer_parts(pointer):
+    """The unescaped parts of a JSON pointer (RFC 6901: ~1 is /, ~0 is ~)."""
+    return [part.replace("~1", "/").replace("~0", "~") for part in pointer.strip("/").split("/")]
+
+
 def pointer_text(pointer):
     """/spec/a/-/b as spec.a[].b, for a message."""
     out = ""
-    for part in pointer.strip("/").split("/"):
-        if part == "-":
-            out += "[]"
-        else:
-            out += ("." if out else "") + part.replace("~1", "/").replace("~0", "~")
+    for part in _pointer_parts(pointer):
+        out += "[]" if part == "-" else ("." if out else "") + part
     return out
 
 
@@ -286,16 +288,16 @@ def unknown_fields(schema, pointers):
     unknown = set()
     for pointer in pointers:
         node, walked = schema, ""
-        for part in pointer.strip("/").split("/"):
+        for escaped, part in zip(pointer.strip("/").split("/"), _pointer_parts(pointer)):
             if node.get("x-kubernetes-preserve-unknown-fields") or node.get("additionalProperties") is True:
                 break
             if node.get("x-kubernetes-embedded-resource") and part in ("apiVersion", "kind", "metadata"):
                 break  # the API server keeps these of an embedded object
-            walked += "/" + part
+            walked += "/" + escaped
             if node.get("type") == "array":
                 node = node.get("items") or {}
-            elif part.replace("~1", "/").replace("~0", "~") in (node.get("properties") or {}):
-                node = node["properties"][part.replace("~1", "/").replace("~0", "~")]
+            elif part in (node.get("properties") or {}):
+                node = node["properties"][part]
             elif isinstance(node.get("additionalProperties"), dict):
                 node = node["additionalProperties"]
             else:
